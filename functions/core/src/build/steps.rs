@@ -1,0 +1,252 @@
+//! The steps of one image build, each logged with its duration.
+
+use super::local::Context;
+use super::{BuildError, LAYER_FORMAT};
+use crate::custom::{customisation_entries, Tree};
+use crate::digest::Digest;
+use crate::graph::ClosureGraph;
+use crate::image::{image_docs, LayerDesc};
+use crate::layers::{group_layers, GroupingOptions, LayerGroup};
+use crate::name::ImageName;
+use crate::pack::{pack_entries, pack_paths, LayerDigests};
+use crate::storage::{BlobRef, LayerEntry, ManifestEntry};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Layers packed at once: packing is CPU-bound and single-threaded each.
+const PACK_CONCURRENCY: usize = 2;
+
+/// A cached manifest, if its blobs are still there.
+pub(super) async fn cached_manifest(
+    ctx: &Context,
+    key: &str,
+) -> Result<Option<ManifestEntry>, BuildError> {
+    let Some(entry) = ctx.index.get_manifest(key).await? else {
+        return Ok(None);
+    };
+    let present = ctx.blobs.size(&entry.docker.digest).await?.is_some()
+        && ctx.blobs.size(&entry.oci.digest).await?.is_some();
+    Ok(present.then_some(entry))
+}
+
+pub(super) async fn build_image(
+    ctx: &Arc<Context>,
+    image: &ImageName,
+    tag: &str,
+) -> Result<ManifestEntry, BuildError> {
+    let request = json!({
+        "source": ctx.source.to_json(tag),
+        "system": image.arch.nix_system(),
+        "packages": image.packages,
+    });
+    let t = Instant::now();
+    let resolution = ctx.nix.resolve(&request).await?;
+    if !resolution.missing.is_empty() {
+        return Err(BuildError::UnknownPackages {
+            missing: resolution.missing,
+            source_desc: ctx.source.describe(),
+        });
+    }
+    step(image, "resolve", t);
+    let t = Instant::now();
+    let mut roots = ctx.nix.realise(&request).await?;
+    roots.sort();
+    roots.dedup();
+    step(image, "realise", t);
+    let t = Instant::now();
+    let graph = ctx.nix.closure(&roots).await?;
+    step(image, "closure", t);
+    let t = Instant::now();
+    let opts = GroupingOptions {
+        budget: ctx.settings.layer_budget,
+    };
+    let groups = group_layers(&graph, &ctx.settings.popularity, &[], &opts);
+    tracing::info!(image = %image, paths = graph.paths.len(), layers = groups.len(), "grouped closure");
+    step(image, "group", t);
+    let t = Instant::now();
+    let mut layers = store_layers(ctx, groups).await?;
+    step(image, "store layers", t);
+    let t = Instant::now();
+    // Requested packages in sorted name order, so that conflicts resolve the same way every time.
+    let outs: Vec<String> = resolution.found.values().cloned().collect();
+    layers.push(customisation_layer(ctx, outs, &graph).await?);
+    step(image, "customisation layer", t);
+    let t = Instant::now();
+    let entry = write_docs(ctx, image, &layers).await?;
+    step(image, "manifest", t);
+    Ok(entry)
+}
+
+fn step(image: &ImageName, name: &str, since: Instant) {
+    tracing::info!(image = %image, step = name, elapsed_ms = since.elapsed().as_millis() as u64, "build step");
+}
+
+/// The key of a store-path layer: its contents and the packing format.
+pub fn layer_key(group: &LayerGroup) -> String {
+    let mut h = Sha256::new();
+    h.update(LAYER_FORMAT);
+    for p in &group.contents {
+        h.update([0]);
+        h.update(p);
+    }
+    format!("layer-{}", hex::encode(h.finalize()))
+}
+
+/// Reuse the layers the index has and pack the rest, in group order.
+async fn store_layers(
+    ctx: &Arc<Context>,
+    groups: Vec<LayerGroup>,
+) -> Result<Vec<LayerDesc>, BuildError> {
+    let keys: Vec<String> = groups.iter().map(layer_key).collect();
+    let known = ctx.index.get_layers(&keys).await?;
+    let jobs = groups.into_iter().zip(keys).map(|(group, key)| {
+        let hit = known.get(&key).cloned();
+        let ctx = ctx.clone();
+        async move {
+            match hit {
+                Some(e) if ctx.blobs.size(&e.digest).await?.is_some() => {
+                    tracing::info!(digest = %e.digest, paths = e.contents.len(), "layer reused");
+                    Ok(e)
+                }
+                _ => pack_store_layer(&ctx, key, group).await,
+            }
+        }
+    });
+    let entries: Vec<LayerEntry> = futures::stream::iter(jobs)
+        .buffered(PACK_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(entries
+        .into_iter()
+        .map(|e| LayerDesc {
+            digest: e.digest,
+            diff_id: e.diff_id,
+            size: e.size,
+        })
+        .collect())
+}
+
+/// Pack one layer, store the blob, and only then record it in the index.
+async fn pack_store_layer(
+    ctx: &Arc<Context>,
+    key: String,
+    group: LayerGroup,
+) -> Result<LayerEntry, BuildError> {
+    let t = Instant::now();
+    let roots: Vec<PathBuf> = group.contents.iter().map(PathBuf::from).collect();
+    let compression = ctx.settings.compression;
+    let (digests, file) = pack_to_temp(ctx, move |f| pack_paths(&roots, f, compression)).await?;
+    let entry = LayerEntry {
+        digest: parse(&digests.digest)?,
+        diff_id: parse(&digests.diff_id)?,
+        size: digests.size,
+        contents: group.contents,
+    };
+    ctx.blobs.put_file(&entry.digest, &file).await?;
+    ctx.index.put_layer(&key, &entry).await?;
+    tracing::info!(digest = %entry.digest, size = entry.size, paths = entry.contents.len(), elapsed_ms = t.elapsed().as_millis() as u64, "layer packed");
+    Ok(entry)
+}
+
+fn parse(d: &str) -> Result<Digest, BuildError> {
+    d.parse()
+        .map_err(|e| BuildError::Task(format!("packer returned a bad digest: {e}")))
+}
+
+/// Run a packer on a blocking thread into a temp file in the scratch dir.
+async fn pack_to_temp<F>(ctx: &Context, pack: F) -> Result<(LayerDigests, PathBuf), BuildError>
+where
+    F: FnOnce(
+            &mut std::io::BufWriter<std::fs::File>,
+        ) -> Result<LayerDigests, crate::pack::PackError>
+        + Send
+        + 'static,
+{
+    let scratch = ctx.scratch.clone();
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::NamedTempFile::new_in(&scratch)
+            .map_err(|e| BuildError::Storage(crate::storage::StorageError::io(&scratch, e)))?;
+        let (file, path) = tmp.keep().map_err(|e| {
+            BuildError::Storage(crate::storage::StorageError::io(&scratch, e.error))
+        })?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let result = pack(&mut w).and_then(|d| {
+            use std::io::Write;
+            w.flush().map_err(crate::pack::PackError::Output)?;
+            Ok(d)
+        });
+        match result {
+            Ok(d) => Ok((d, path)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e.into())
+            }
+        }
+    })
+    .await
+    .map_err(|e| BuildError::Task(e.to_string()))?
+}
+
+/// The symlink-forest layer of the requested packages. Not cached in the
+/// index: it is small, and its digest dedupes the blob.
+async fn customisation_layer(
+    ctx: &Arc<Context>,
+    outs: Vec<String>,
+    graph: &ClosureGraph,
+) -> Result<LayerDesc, BuildError> {
+    let mut outs: Vec<String> = outs
+        .into_iter()
+        .filter(|p| graph.paths.contains_key(p))
+        .collect();
+    outs.dedup();
+    let compression = ctx.settings.compression;
+    let (digests, file) = pack_to_temp(ctx, move |f| {
+        let mut trees = Vec::new();
+        for p in &outs {
+            let tree = Tree::read(std::path::Path::new(p)).map_err(|source| {
+                crate::pack::PackError::Io {
+                    path: PathBuf::from(p),
+                    source,
+                }
+            })?;
+            trees.push((p.clone(), tree));
+        }
+        pack_entries(&customisation_entries(&trees), f, compression)
+    })
+    .await?;
+    let desc = LayerDesc {
+        digest: parse(&digests.digest)?,
+        diff_id: parse(&digests.diff_id)?,
+        size: digests.size,
+    };
+    ctx.blobs.put_file(&desc.digest, &file).await?;
+    tracing::info!(digest = %desc.digest, size = desc.size, "customisation layer packed");
+    Ok(desc)
+}
+
+/// Store config and both manifests as blobs; return the manifest entry.
+async fn write_docs(
+    ctx: &Context,
+    image: &ImageName,
+    layers: &[LayerDesc],
+) -> Result<ManifestEntry, BuildError> {
+    let docs = image_docs(image.arch, layers, image.has_shell())?;
+    let mut refs = Vec::new();
+    for bytes in [docs.config, docs.docker_manifest, docs.oci_manifest] {
+        let digest = Digest::of(&bytes);
+        let size = bytes.len() as u64;
+        ctx.blobs.put_bytes(&digest, bytes.into()).await?;
+        refs.push(BlobRef { digest, size });
+    }
+    let oci = refs
+        .pop()
+        .ok_or_else(|| BuildError::Task("missing manifest".into()))?;
+    let docker = refs
+        .pop()
+        .ok_or_else(|| BuildError::Task("missing manifest".into()))?;
+    Ok(ManifestEntry { docker, oci })
+}

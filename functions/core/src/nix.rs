@@ -1,0 +1,211 @@
+//! The Nix calls: resolve names to store paths, realise them, read the
+//! closure. Names travel as JSON in `--argstr request`, never as Nix code,
+//! and processes are spawned directly, never through a shell.
+
+use crate::graph::{ClosureGraph, GraphError};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+
+/// The resolver expression, shipped inside the binary so that no install
+/// layout has to be found at run time.
+pub const RESOLVE_NIX: &str = include_str!("../../../nix/resolve.nix");
+
+#[derive(Debug, thiserror::Error)]
+pub enum NixError {
+    #[error("could not start {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program} did not finish within {secs} s (raise --nix-timeout if builds are legitimately slow)")]
+    Timeout { program: String, secs: u64 },
+    #[error("{program} failed ({status}): {stderr}")]
+    Failed {
+        program: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("unexpected output from {program}: {reason}")]
+    BadOutput { program: String, reason: String },
+    #[error("reading the closure: {0}")]
+    Graph(#[from] GraphError),
+    #[error("writing the resolver expression: {0}")]
+    Setup(std::io::Error),
+}
+
+/// How to call Nix.
+#[derive(Debug, Clone)]
+pub struct Nix {
+    /// Where `resolve.nix` is written.
+    resolver: PathBuf,
+    pub timeout: Duration,
+}
+
+/// Names that Nix resolved, and the ones it could not find.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Resolution {
+    pub found: BTreeMap<String, String>,
+    pub missing: Vec<String>,
+}
+
+impl Nix {
+    /// Write the resolver into `work_dir` and return a handle for calls.
+    pub fn new(work_dir: &std::path::Path, timeout: Duration) -> Result<Self, NixError> {
+        std::fs::create_dir_all(work_dir).map_err(NixError::Setup)?;
+        let resolver = work_dir.join("resolve.nix");
+        std::fs::write(&resolver, RESOLVE_NIX).map_err(NixError::Setup)?;
+        Ok(Nix { resolver, timeout })
+    }
+
+    /// Evaluate which requested names exist (no build).
+    pub async fn resolve(&self, request: &Value) -> Result<Resolution, NixError> {
+        let req = request.to_string();
+        let out = self
+            .run(
+                "nix-instantiate",
+                &[
+                    "--eval",
+                    "--strict",
+                    "--json",
+                    self.resolver_str(),
+                    "--argstr",
+                    "request",
+                    &req,
+                    "-A",
+                    "result",
+                ],
+            )
+            .await?;
+        serde_json::from_str(&out).map_err(|e| NixError::BadOutput {
+            program: "nix-instantiate".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Build (realise) the found packages; returns their output paths.
+    pub async fn realise(&self, request: &Value) -> Result<Vec<String>, NixError> {
+        let req = request.to_string();
+        let out = self
+            .run(
+                "nix-build",
+                &[
+                    self.resolver_str(),
+                    "--argstr",
+                    "request",
+                    &req,
+                    "-A",
+                    "drvs",
+                    "--no-out-link",
+                ],
+            )
+            .await?;
+        Ok(out
+            .lines()
+            .filter(|l| l.starts_with('/'))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The runtime closure of `roots`, with sizes and references.
+    pub async fn closure(&self, roots: &[String]) -> Result<ClosureGraph, NixError> {
+        let mut args = vec![
+            "--extra-experimental-features",
+            "nix-command",
+            "path-info",
+            "--json",
+            "--recursive",
+        ];
+        args.extend(roots.iter().map(String::as_str));
+        let out = self.run("nix", &args).await?;
+        Ok(ClosureGraph::from_path_info_json(roots.to_vec(), &out)?)
+    }
+
+    fn resolver_str(&self) -> &str {
+        self.resolver.to_str().unwrap_or("resolve.nix")
+    }
+
+    /// Run one Nix program with a deadline; the child is killed on timeout.
+    async fn run(&self, program: &str, args: &[&str]) -> Result<String, NixError> {
+        let started = Instant::now();
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| NixError::Spawn {
+                program: program.into(),
+                source,
+            })?;
+        let result = tokio::time::timeout(self.timeout, child.wait_with_output()).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(program, elapsed_ms, "nix call");
+        let output = result
+            .map_err(|_| NixError::Timeout {
+                program: program.into(),
+                secs: self.timeout.as_secs(),
+            })?
+            .map_err(|source| NixError::Spawn {
+                program: program.into(),
+                source,
+            })?;
+        if !output.status.success() {
+            return Err(NixError::Failed {
+                program: program.into(),
+                status: output.status.to_string(),
+                stderr: tail(&String::from_utf8_lossy(&output.stderr), 2000),
+            });
+        }
+        String::from_utf8(output.stdout).map_err(|e| NixError::BadOutput {
+            program: program.into(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// The last `max` bytes of `s` (on a char boundary): Nix puts the cause last.
+fn tail(s: &str, max: usize) -> String {
+    let s = s.trim_end();
+    let mut start = s.len().saturating_sub(max);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_end() {
+        assert_eq!(tail("abcdef\n", 3), "def");
+        assert_eq!(tail("ab", 10), "ab");
+        assert_eq!(tail("ééé", 3), "é");
+    }
+
+    #[tokio::test]
+    async fn timeout_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nix = Nix::new(dir.path(), Duration::from_millis(200)).expect("nix");
+        let err = nix.run("sleep", &["5"]).await.expect_err("must time out");
+        assert!(matches!(err, NixError::Timeout { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nix = Nix::new(dir.path(), Duration::from_secs(5)).expect("nix");
+        let err = nix
+            .run("nixery-no-such-program", &[])
+            .await
+            .expect_err("must fail");
+        assert!(matches!(err, NixError::Spawn { .. }), "{err}");
+    }
+}

@@ -1,0 +1,129 @@
+//! `GET|HEAD /v2/<name>/manifests/<tag|digest>`: by digest from the blob
+//! store, by tag from the builder (cache or build).
+
+use super::blobs::{parse_digest, storage_error};
+use super::error::{ErrorCode, RegistryError};
+use super::Registry;
+use crate::build::BuildError;
+use crate::image::{manifest_media_type, DOCKER_MANIFEST, OCI_MANIFEST};
+use crate::name::{valid_tag, ImageName};
+use crate::nix::NixError;
+use crate::storage::ManifestEntry;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::response::Response;
+use serde_json::json;
+use std::sync::Arc;
+
+pub(super) async fn get(
+    reg: &Registry,
+    name: &str,
+    reference: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, RegistryError> {
+    let head = method == Method::HEAD;
+    let digest = if reference.contains(':') {
+        parse_digest(reference)?
+    } else {
+        let entry = build(reg, name, reference).await?;
+        if wants_oci_only(headers) {
+            entry.oci.digest
+        } else {
+            entry.docker.digest
+        }
+    };
+    let unknown = || {
+        RegistryError::new(
+            ErrorCode::ManifestUnknown,
+            format!("manifest {digest} is not in this registry"),
+        )
+    };
+    let bytes = reg
+        .blobs
+        .get_bytes(&digest)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(unknown)?;
+    let media_type = manifest_media_type(&bytes).ok_or_else(unknown)?;
+    let len = bytes.len();
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(&digest.to_string()) {
+        h.insert("Docker-Content-Digest", v);
+    }
+    Ok(resp)
+}
+
+/// Docker schema 2 unless the client accepts OCI manifests and not Docker ones.
+fn wants_oci_only(headers: &HeaderMap) -> bool {
+    let accept: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.split(';').next().unwrap_or("").trim())
+        .collect();
+    accept.contains(&OCI_MANIFEST) && !accept.contains(&DOCKER_MANIFEST)
+}
+
+async fn build(reg: &Registry, name: &str, tag: &str) -> Result<ManifestEntry, RegistryError> {
+    if !valid_tag(tag) {
+        return Err(RegistryError::new(
+            ErrorCode::TagInvalid,
+            format!("{:?} is neither a valid tag nor a digest", truncate(tag)),
+        ));
+    }
+    let image = ImageName::parse(name)
+        .map_err(|e| RegistryError::new(ErrorCode::NameInvalid, e.to_string()))?;
+    let fut = reg.builder.manifest(&image, tag);
+    let result = match reg.settings.build_wait {
+        Some(budget) => match tokio::time::timeout(budget, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                let mut e = RegistryError::new(
+                    ErrorCode::TooManyRequests,
+                    format!("image {name} is still being built; retry shortly"),
+                );
+                e.retry_after = Some(10);
+                return Err(e);
+            }
+        },
+        None => fut.await,
+    };
+    result.map_err(|e| {
+        reg.record_error(&format!("{name}:{tag}"), &e.to_string());
+        build_error(&e)
+    })
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+fn build_error(e: &Arc<BuildError>) -> RegistryError {
+    match e.as_ref() {
+        BuildError::UnknownPackages { missing, .. } => {
+            RegistryError::new(ErrorCode::ManifestUnknown, e.to_string())
+                .with_detail(json!({"missing": missing}))
+        }
+        BuildError::Nix(NixError::Timeout { .. }) | BuildError::LeaseTimeout(_) => {
+            RegistryError::new(ErrorCode::Unavailable, e.to_string())
+        }
+        BuildError::Storage(_) | BuildError::Task(_) => {
+            tracing::error!(error = %e, "build failed");
+            RegistryError::new(
+                ErrorCode::Unknown,
+                "the image build failed inside the registry; see the server log",
+            )
+        }
+        _ => RegistryError::new(ErrorCode::Unknown, format!("image build failed: {e}")),
+    }
+}

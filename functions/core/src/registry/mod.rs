@@ -1,0 +1,140 @@
+//! The registry HTTP API (pull only), as one axum `Router` that both the
+//! local server and the Lambda serve.
+
+mod blobs;
+pub mod error;
+mod landing;
+mod manifests;
+mod paths;
+
+use crate::build::Builder;
+use crate::storage::BlobStore;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use error::{ErrorCode, RegistryError};
+use paths::Endpoint;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+
+/// How many recent build errors the landing page shows.
+const RECENT_ERRORS: usize = 20;
+
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// How long a manifest request waits for a build before answering 429
+    /// (the build goes on). None waits for the build to finish.
+    pub build_wait: Option<Duration>,
+    /// Shown on the landing page, e.g. "local path /srv/pkgs".
+    pub source_description: String,
+}
+
+pub struct Registry {
+    pub blobs: Arc<dyn BlobStore>,
+    pub builder: Arc<dyn Builder>,
+    pub settings: RegistrySettings,
+    recent_errors: Mutex<VecDeque<(String, String)>>,
+}
+
+impl Registry {
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        builder: Arc<dyn Builder>,
+        settings: RegistrySettings,
+    ) -> Arc<Self> {
+        Arc::new(Registry {
+            blobs,
+            builder,
+            settings,
+            recent_errors: Mutex::default(),
+        })
+    }
+
+    fn record_error(&self, image: &str, error: &str) {
+        let mut q = self.recent_errors.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() == RECENT_ERRORS {
+            q.pop_back();
+        }
+        q.push_front((image.to_string(), error.to_string()));
+    }
+
+    fn recent_errors(&self) -> Vec<(String, String)> {
+        self.recent_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The router: `/` landing page, `/v2/...` registry API, JSON errors elsewhere.
+pub fn router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/", get(landing::page))
+        .route("/v2", any(v2))
+        .route("/v2/", any(v2))
+        .route("/v2/{*rest}", any(v2))
+        .fallback(|| async {
+            RegistryError::new(
+                ErrorCode::Unsupported,
+                "not a registry endpoint; see / for usage",
+            )
+        })
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .with_state(registry)
+}
+
+async fn v2(State(reg): State<Arc<Registry>>, req: Request) -> Response {
+    let path = req.uri().path();
+    let rest = path
+        .strip_prefix("/v2")
+        .unwrap_or("")
+        .trim_start_matches('/')
+        .to_string();
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    if method != Method::GET && method != Method::HEAD {
+        return RegistryError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("{method} is not supported: this registry is pull-only"),
+        )
+        .into_response();
+    }
+    let endpoint = match paths::parse(&rest) {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    let result = match endpoint {
+        Endpoint::Base => Ok(base()),
+        Endpoint::Tags { name } => Ok(tags(name)),
+        Endpoint::Manifest { name, reference } => {
+            manifests::get(&reg, name, reference, &method, &headers).await
+        }
+        Endpoint::Blob { digest, .. } => blobs::get(&reg, digest, req).await,
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn base() -> Response {
+    (
+        StatusCode::OK,
+        [("Docker-Distribution-API-Version", "registry/2.0")],
+        axum::Json(serde_json::json!({})),
+    )
+        .into_response()
+}
+
+/// Every package list can be built at any tag, so the list is nominal.
+fn tags(name: &str) -> Response {
+    axum::Json(serde_json::json!({"name": name, "tags": ["latest"]})).into_response()
+}

@@ -1,0 +1,111 @@
+//! The storage traits the core talks through, and their entries.
+//!
+//! Two implementations ship in the core (`fs` for blobs, `redb` for the index);
+//! the AWS crate adds S3 and DynamoDB. An index entry always points at a blob
+//! that exists: callers write the blob first and the entry after.
+
+pub mod fs;
+pub mod redb;
+
+use crate::digest::Digest;
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("index: {0}")]
+    Index(String),
+    #[error("corrupt entry {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl StorageError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// How a client gets a blob's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobAccess {
+    /// Redirect the client (a presigned URL).
+    Redirect(String),
+    /// Serve this local file (with Range support).
+    File(PathBuf),
+}
+
+/// Content-addressed blob storage.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Store the finished file at `file` under `digest`, taking the file over.
+    /// Storing a digest that exists already succeeds.
+    async fn put_file(&self, digest: &Digest, file: &Path) -> Result<(), StorageError>;
+    /// Store small content (manifests, configs).
+    async fn put_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<(), StorageError>;
+    /// The size of a stored blob, or None.
+    async fn size(&self, digest: &Digest) -> Result<Option<u64>, StorageError>;
+    /// Read a small blob whole (manifests); None if absent.
+    async fn get_bytes(&self, digest: &Digest) -> Result<Option<Bytes>, StorageError>;
+    /// How to serve the blob, or None if absent.
+    async fn access(&self, digest: &Digest) -> Result<Option<BlobAccess>, StorageError>;
+}
+
+/// A packed layer of store paths, as cached in the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerEntry {
+    pub digest: Digest,
+    pub diff_id: Digest,
+    pub size: u64,
+    /// The store paths in the layer, sorted.
+    pub contents: Vec<String>,
+}
+
+/// A stored blob's digest and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// A built image: its manifest in both media types.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub docker: BlobRef,
+    pub oci: BlobRef,
+}
+
+/// The cache index: layer and manifest entries, and build leases.
+#[async_trait]
+pub trait Index: Send + Sync {
+    /// Look up several layer keys at once; absent keys are missing from the map.
+    async fn get_layers(
+        &self,
+        keys: &[String],
+    ) -> Result<HashMap<String, LayerEntry>, StorageError>;
+    /// Insert unless present; returns whether this call inserted it.
+    async fn put_layer(&self, key: &str, entry: &LayerEntry) -> Result<bool, StorageError>;
+    async fn get_manifest(&self, key: &str) -> Result<Option<ManifestEntry>, StorageError>;
+    /// Insert unless present; returns whether this call inserted it.
+    async fn put_manifest(&self, key: &str, entry: &ManifestEntry) -> Result<bool, StorageError>;
+    /// Take the build lease for `key` unless someone else holds an unexpired one.
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StorageError>;
+    /// Give the lease back if `owner` still holds it.
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StorageError>;
+}

@@ -1,0 +1,259 @@
+//! Command-line interface. The names and output formats here are relied on
+//! by other tooling: keep them stable.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use nixery_core::build::{BuildSettings, Builder};
+use nixery_core::graph::ClosureGraph;
+use nixery_core::layers::{group_layers, GroupingOptions, LayerGroup, Popularity};
+use nixery_core::local::LocalStack;
+use nixery_core::name::{valid_tag, ImageName};
+use nixery_core::pack::{pack_paths, Compression};
+use nixery_core::registry::{router, Registry, RegistrySettings};
+use nixery_core::source::PackageSource;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "nixery",
+    version,
+    about = "A container registry that builds images on demand with Nix"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the registry API on one machine.
+    Serve(ServeArgs),
+    /// Build an image into the storage without a server (warms the cache); prints its manifest digest.
+    Build(BuildArgs),
+    /// Group a runtime closure graph into layers; prints [{"contents":[...]}, ...].
+    Layers(LayersArgs),
+    /// Pack directories as one layer exactly as the registry does; prints {"digest","diff_id","size"}.
+    Pack(PackArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "NIXERY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Answer 429 with Retry-After if a build takes longer than this many seconds (the build goes on). Default: wait.
+    #[arg(long, env = "NIXERY_BUILD_WAIT")]
+    build_wait: Option<u64>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// Image name, e.g. shell/git/htop.
+    image: String,
+    /// Tag (a git source uses it as its ref; 40 hex characters name a commit).
+    #[arg(long, default_value = "latest")]
+    tag: String,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Storage directory: blobs, index and scratch space.
+    #[arg(long, env = "NIXERY_STORAGE", default_value = "nixery-data")]
+    storage: PathBuf,
+    /// Local package set (a directory with default.nix taking { system }); highest precedence.
+    #[arg(long, env = "NIXERY_PKGS_PATH")]
+    pkgs_path: Option<PathBuf>,
+    /// Git repository with a nixpkgs-like package set; the image tag is its ref.
+    #[arg(long, env = "NIXERY_PKGS_REPO")]
+    pkgs_repo: Option<String>,
+    /// nixpkgs channel (or commit) to use when neither --pkgs-path nor --pkgs-repo is given.
+    #[arg(long, env = "NIXERY_CHANNEL", default_value = "nixos-unstable")]
+    channel: String,
+    /// Seconds each Nix call may take before it is killed and reported.
+    #[arg(long, env = "NIXERY_NIX_TIMEOUT", default_value_t = 600)]
+    nix_timeout: u64,
+    /// Layers for store paths per image (the customisation layer comes on top).
+    #[arg(long, env = "NIXERY_LAYER_BUDGET", default_value_t = 94)]
+    layer_budget: usize,
+    /// Popularity data ({"<name-version>": count}) to guide layer grouping.
+    #[arg(long, env = "NIXERY_POPULARITY")]
+    popularity: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct LayersArgs {
+    /// Runtime graph JSON ({"exportReferencesGraph":{"graph":[...]},"graph":[...]}).
+    #[arg(long)]
+    graph: PathBuf,
+    /// Popularity JSON ({"<name-version>": count}).
+    #[arg(long)]
+    popularity: Option<PathBuf>,
+    /// Maximum number of layers.
+    #[arg(long, default_value_t = 94)]
+    budget: usize,
+    /// Layers already stored ([{"contents":[...]}]), reused when they fit the closure.
+    #[arg(long)]
+    known_layers: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PackArgs {
+    /// Where to write the compressed layer.
+    #[arg(long)]
+    output: PathBuf,
+    /// Absolute paths to pack (directories, files or symlinks).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(a) => runtime()?.block_on(serve(a)),
+        Command::Build(a) => runtime()?.block_on(build(a)),
+        Command::Layers(a) => layers(a),
+        Command::Pack(a) => pack(a),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Runtime::new()?)
+}
+
+impl CommonArgs {
+    fn source(&self) -> Result<PackageSource> {
+        if let Some(path) = &self.pkgs_path {
+            return PackageSource::local(path)
+                .with_context(|| format!("reading package set {}", path.display()));
+        }
+        if let Some(url) = &self.pkgs_repo {
+            return Ok(PackageSource::Git { url: url.clone() });
+        }
+        Ok(PackageSource::Channel(self.channel.clone()))
+    }
+
+    fn open(&self) -> Result<LocalStack> {
+        let popularity = match &self.popularity {
+            Some(p) => read_json(p)?,
+            None => Popularity::default(),
+        };
+        if self.layer_budget == 0 || self.layer_budget > 124 {
+            bail!("--layer-budget must be between 1 and 124 (images may have at most 125 layers)");
+        }
+        let settings = BuildSettings {
+            layer_budget: self.layer_budget,
+            popularity,
+            ..BuildSettings::default()
+        };
+        let stack = LocalStack::open(
+            &self.storage,
+            self.source()?,
+            settings,
+            Duration::from_secs(self.nix_timeout),
+        )
+        .with_context(|| format!("opening storage {}", self.storage.display()))?;
+        Ok(stack)
+    }
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    let stack = a.common.open()?;
+    let settings = RegistrySettings {
+        build_wait: a.build_wait.map(Duration::from_secs),
+        source_description: stack.builder.source().describe(),
+    };
+    let registry = Registry::new(stack.blobs.clone(), stack.builder.clone(), settings);
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    println!("nixery listening on {addr}");
+    std::io::stdout().flush()?;
+    tracing::info!(%addr, source = %stack.builder.source().describe(), storage = %a.common.storage.display(), "serving");
+    axum::serve(listener, router(registry))
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}
+
+async fn build(a: BuildArgs) -> Result<()> {
+    if !valid_tag(&a.tag) {
+        bail!("invalid tag {:?}", a.tag);
+    }
+    let image =
+        ImageName::parse(&a.image).with_context(|| format!("invalid image name {:?}", a.image))?;
+    let stack = a.common.open()?;
+    eprintln!(
+        "building {image}:{} ({} packages) from {}",
+        a.tag,
+        image.packages.len(),
+        stack.builder.source().describe()
+    );
+    let entry = stack
+        .builder
+        .manifest(&image, &a.tag)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", entry.docker.digest);
+    Ok(())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn layers(a: LayersArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.graph)
+        .with_context(|| format!("reading {}", a.graph.display()))?;
+    let graph = ClosureGraph::from_export_graph_json(&text)
+        .with_context(|| format!("parsing {}", a.graph.display()))?;
+    let popularity: Popularity = match &a.popularity {
+        Some(p) => read_json(p)?,
+        None => Popularity::default(),
+    };
+    let known: Vec<LayerGroup> = match &a.known_layers {
+        Some(p) => read_json(p)?,
+        None => Vec::new(),
+    };
+    if a.budget == 0 {
+        bail!("--budget must be at least 1");
+    }
+    let groups = group_layers(
+        &graph,
+        &popularity,
+        &known,
+        &GroupingOptions { budget: a.budget },
+    );
+    println!("{}", serde_json::to_string(&groups)?);
+    Ok(())
+}
+
+fn pack(a: PackArgs) -> Result<()> {
+    let file = std::fs::File::create(&a.output)
+        .with_context(|| format!("creating {}", a.output.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let paths: Vec<PathBuf> = a
+        .paths
+        .iter()
+        .map(|p| std::path::absolute(p).with_context(|| format!("resolving {}", p.display())))
+        .collect::<Result<_>>()?;
+    let d = pack_paths(&paths, &mut w, Compression::default())?;
+    w.flush()?;
+    println!(
+        "{}",
+        serde_json::json!({"digest": d.digest, "diff_id": d.diff_id, "size": d.size})
+    );
+    Ok(())
+}
