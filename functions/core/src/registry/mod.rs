@@ -96,11 +96,8 @@ pub fn router(registry: Arc<Registry>) -> Router {
 
 async fn v2(State(reg): State<Arc<Registry>>, req: Request) -> Response {
     let path = req.uri().path();
-    let rest = path
-        .strip_prefix("/v2")
-        .unwrap_or("")
-        .trim_start_matches('/')
-        .to_string();
+    // Exactly one slash after /v2: `/v2//x` names an empty first component.
+    let rest = path.strip_prefix("/v2/").unwrap_or("").to_string();
     let method = req.method().clone();
     let headers = req.headers().clone();
     if method != Method::GET && method != Method::HEAD {

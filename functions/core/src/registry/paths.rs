@@ -19,12 +19,6 @@ pub fn parse(rest: &str) -> Result<Endpoint<'_>, RegistryError> {
     if rest.is_empty() {
         return Ok(Endpoint::Base);
     }
-    if rest.contains('%') {
-        return Err(RegistryError::new(
-            ErrorCode::NameInvalid,
-            "percent-encoded characters are not allowed in repository names",
-        ));
-    }
     let endpoint = if let Some(name) = rest.strip_suffix("/tags/list") {
         Endpoint::Tags { name }
     } else if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
@@ -49,6 +43,12 @@ pub fn parse(rest: &str) -> Result<Endpoint<'_>, RegistryError> {
         }
         Endpoint::Base => "",
     };
+    if name.contains('%') {
+        return Err(RegistryError::new(
+            ErrorCode::NameInvalid,
+            "percent-encoded characters are not allowed in repository names",
+        ));
+    }
     validate_repository(name)
         .map_err(|e| RegistryError::new(ErrorCode::NameInvalid, e.to_string()))?;
     Ok(endpoint)
@@ -101,5 +101,11 @@ mod tests {
             Some(ErrorCode::MethodNotAllowed)
         );
         assert_eq!(code("git/other"), Some(ErrorCode::Unsupported));
+        assert_eq!(
+            code("/hello/manifests/latest"),
+            Some(ErrorCode::NameInvalid)
+        );
+        // Percent signs outside the name are left to the tag and digest checks.
+        assert!(parse("hello/manifests/bad%7Btag").is_ok());
     }
 }

@@ -4,6 +4,7 @@
 //! the AWS crate adds S3 and DynamoDB. An index entry always points at a blob
 //! that exists: callers write the blob first and the entry after.
 
+pub mod conformance;
 pub mod fs;
 pub mod redb;
 

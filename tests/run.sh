@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The test command: install what the tests need (Debian 12), build, lint, run the whole suite.
+# Runnable from any directory. Fails loudly if a tool is missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
+
+# --- system packages -------------------------------------------------------------------------
+APT_PACKAGES=(nix-bin containerd runc skopeo umoci busybox-static bash-static)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  command -v apt-get >/dev/null || die "apt-get not found; install by hand: ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  log "installing ${missing[*]}"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "${APT_PACKAGES[@]}"
+else
+  log "system packages already installed"
+fi
+
+# Debian's nix-bin as root: no sandbox, no build users, offline.
+export NIX_CONFIG=$'sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command'
+export NO_COLOR=1
+
+# --- tools -----------------------------------------------------------------------------------
+for tool in cargo nix-build nix-store nix-instantiate containerd ctr runc skopeo umoci busybox; do
+  command -v "$tool" >/dev/null || die "required tool '$tool' not found in PATH"
+done
+[[ -x /bin/bash-static || -x /usr/bin/bash-static ]] || die "bash-static not found"
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+  cargo nextest --version >/dev/null 2>&1 || die "cargo-nextest still not available"
+fi
+
+# --- build, lint, test -----------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all --check
+
+log "cargo build --workspace --locked"
+cargo build --workspace --locked
+
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --locked --all-targets -- -D warnings
+
+export NIXERY_BIN="${NIXERY_BIN:-$ROOT/target/debug/nixery}"
+[[ -x "$NIXERY_BIN" ]] || die "nixery binary not found at $NIXERY_BIN after the build"
+
+log "cargo nextest run --workspace --locked --no-fail-fast"
+cargo nextest run --workspace --locked --no-fail-fast "$@"

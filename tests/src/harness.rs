@@ -1,0 +1,300 @@
+//! Shared helpers for the end-to-end tests: the `nixery` binary, a running `nixery serve`,
+//! a private containerd, blocking HTTP, and server-log parsing.
+//!
+//! Every server binds a free loopback port, every wait is bounded, and every child process is
+//! killed when its handle is dropped.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+mod containerd;
+mod http;
+mod server;
+
+pub use containerd::Containerd;
+pub use http::*;
+pub use server::Server;
+
+/// The Nix configuration the tests run under: Debian's nix-bin as root, no sandbox, offline.
+pub const NIX_CONFIG: &str =
+    "sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command";
+
+/// How long the server may take to print its listen address.
+pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one HTTP request may take (a request may trigger a Nix build).
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// How long one CLI call (nixery build, ctr pull, skopeo copy...) may take.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The Docker schema 2 manifest media type.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// The OCI image manifest media type.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// An Accept header listing what a Docker-era client accepts.
+pub const ACCEPT_ALL: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
+
+// ---------------------------------------------------------------------------------------------
+// Paths
+// ---------------------------------------------------------------------------------------------
+
+/// The Cargo workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate has a parent directory")
+        .to_path_buf()
+}
+
+/// The `nixery` binary: `$NIXERY_BIN`, else `<workspace>/target/debug/nixery`.
+pub fn nixery_bin() -> PathBuf {
+    let path = match std::env::var_os("NIXERY_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => workspace_root().join("target/debug/nixery"),
+    };
+    assert!(
+        path.is_file(),
+        "nixery binary not found at {}: build it with `cargo build --workspace` or set NIXERY_BIN",
+        path.display()
+    );
+    path
+}
+
+/// The offline package set, `<workspace>/nix/pkgs`.
+pub fn pkgs_path() -> PathBuf {
+    let path = workspace_root().join("nix/pkgs");
+    assert!(
+        path.exists(),
+        "offline package set not found at {}",
+        path.display()
+    );
+    path
+}
+
+/// NIX_CONFIG from the environment, or [`NIX_CONFIG`].
+pub fn nix_config() -> String {
+    std::env::var("NIX_CONFIG").unwrap_or_else(|_| NIX_CONFIG.to_string())
+}
+
+/// A `Command` for the nixery binary with NIX_CONFIG set and colours off.
+pub fn nixery_command() -> Command {
+    let mut cmd = Command::new(nixery_bin());
+    cmd.env("NIX_CONFIG", nix_config())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Run `nixery ARGS...` to completion and return its output (whatever the exit status).
+pub fn nixery(args: &[&str]) -> Output {
+    output_within(nixery_command().args(args), CLI_TIMEOUT)
+}
+
+/// Run `nixery ARGS...`, panic with its stderr unless it succeeds, return its stdout.
+pub fn nixery_ok(args: &[&str]) -> String {
+    let out = nixery(args);
+    assert!(
+        out.status.success(),
+        "`nixery {}` failed with {}\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("nixery stdout is UTF-8")
+}
+
+/// `nixery build IMAGE --storage DIR --pkgs-path <pkgs>`: the manifest digest (last stdout line).
+pub fn nixery_build(image: &str, storage: &Path) -> String {
+    let storage = storage.to_str().expect("UTF-8 storage path");
+    let pkgs = pkgs_path();
+    let pkgs = pkgs.to_str().expect("UTF-8 pkgs path");
+    let stdout = nixery_ok(&["build", image, "--storage", storage, "--pkgs-path", pkgs]);
+    let last = stdout
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        is_digest(&last),
+        "`nixery build {image}` did not print a sha256 digest as its last line:\n{stdout}"
+    );
+    last
+}
+
+// ---------------------------------------------------------------------------------------------
+// Digests and logs
+// ---------------------------------------------------------------------------------------------
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Whether `s` is exactly `sha256:` and 64 lowercase hex digits.
+pub fn is_digest(s: &str) -> bool {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new("^sha256:[0-9a-f]{64}$").expect("regex"))
+        .is_match(s)
+}
+
+/// Remove ANSI colour sequences (tracing's fmt layer may colour field names).
+pub fn strip_ansi(s: &str) -> String {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new("\x1b\\[[0-9;]*[A-Za-z]").expect("regex"))
+        .replace_all(s, "")
+        .into_owned()
+}
+
+/// Digests from the log lines containing `layer packed`, in order (duplicates kept).
+pub fn packed_layer_digests(log: &str) -> Vec<String> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| Regex::new(r#"digest=?"?(sha256:[0-9a-f]{64})"#).expect("regex"));
+    log.lines()
+        .filter(|l| l.contains("layer packed"))
+        .filter_map(|l| re.captures(l).map(|c| c[1].to_string()))
+        .collect()
+}
+
+/// Manifest digests from the log lines containing `image built`, in order.
+pub fn built_manifests(log: &str) -> Vec<String> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| Regex::new(r#"manifest=?"?(sha256:[0-9a-f]{64})"#).expect("regex"));
+    log.lines()
+        .filter(|l| l.contains("image built"))
+        .filter_map(|l| re.captures(l).map(|c| c[1].to_string()))
+        .collect()
+}
+
+/// Number of log lines containing `needle`.
+pub fn count_lines(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// Number of Nix processes the server spawned (`nix call` lines).
+pub fn nix_calls(log: &str) -> usize {
+    count_lines(log, "nix call")
+}
+
+/// Number of image builds (`image built` lines).
+pub fn images_built(log: &str) -> usize {
+    count_lines(log, "image built")
+}
+
+/// Digests that occur more than once in `digests`.
+pub fn duplicates(digests: &[String]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let mut dup = BTreeSet::new();
+    for d in digests {
+        if !seen.insert(d) {
+            dup.insert(d.clone());
+        }
+    }
+    dup.into_iter().collect()
+}
+
+/// Read a log file, ANSI stripped; empty if it does not exist.
+pub fn read_log(path: &Path) -> String {
+    strip_ansi(&String::from_utf8_lossy(
+        &std::fs::read(path).unwrap_or_default(),
+    ))
+}
+
+/// The layer digests of a manifest body.
+pub fn manifest_layers(body: &[u8]) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).expect("manifest is JSON");
+    v["layers"]
+        .as_array()
+        .expect("manifest has a layers array")
+        .iter()
+        .map(|l| {
+            l["digest"]
+                .as_str()
+                .expect("layer has a digest")
+                .to_string()
+        })
+        .collect()
+}
+
+/// Run a command to completion with a time bound; on timeout kill it and panic with what it
+/// printed so far.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("failed to run {what} (run tests/run.sh to install tools): {e}")
+        });
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let out_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stdout = out_thread.join().unwrap_or_default();
+                let stderr = err_thread.join().unwrap_or_default();
+                panic!(
+                    "{what} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&stdout),
+                    String::from_utf8_lossy(&stderr)
+                );
+            }
+        }
+    };
+    Output {
+        status,
+        stdout: out_thread.join().unwrap_or_default(),
+        stderr: err_thread.join().unwrap_or_default(),
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Run an external tool, panicking with its output unless it succeeds; returns stdout.
+pub fn run_tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("failed to run {program} (run tests/run.sh to install it): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed with {}\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
