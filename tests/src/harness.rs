@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
+pub mod aws;
 mod containerd;
 mod http;
 mod server;

@@ -1,6 +1,7 @@
 //! The single-machine stack: filesystem blobs, redb index and the local
 //! Nix store behind the core traits.
 
+use crate::build::store::LocalStore;
 use crate::build::{BuildSettings, LocalBuilder};
 use crate::nix::{Nix, NixError};
 use crate::source::PackageSource;
@@ -40,6 +41,7 @@ impl LocalStack {
         let scratch = blobs.tmp_dir().to_path_buf();
         let builder = Arc::new(LocalBuilder::new(
             nix,
+            Arc::new(LocalStore),
             source,
             blobs.clone(),
             index.clone(),

@@ -1,6 +1,7 @@
 //! The local builder: Nix on this machine, the cache index and blob store
 //! behind the traits.
 
+use super::store::StorePaths;
 use super::{steps, BuildError, Builder, InFlight};
 use crate::layers::Popularity;
 use crate::name::ImageName;
@@ -44,6 +45,7 @@ impl Default for BuildSettings {
 /// Everything a build needs; shared by the concurrent builds.
 pub(super) struct Context {
     pub nix: Nix,
+    pub store: Arc<dyn StorePaths>,
     pub source: PackageSource,
     pub blobs: Arc<dyn BlobStore>,
     pub index: Arc<dyn Index>,
@@ -58,8 +60,10 @@ pub struct LocalBuilder {
 }
 
 impl LocalBuilder {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         nix: Nix,
+        store: Arc<dyn StorePaths>,
         source: PackageSource,
         blobs: Arc<dyn BlobStore>,
         index: Arc<dyn Index>,
@@ -69,6 +73,7 @@ impl LocalBuilder {
         let owner = format!("local-{}-{}", std::process::id(), unique_suffix());
         let ctx = Arc::new(Context {
             nix,
+            store,
             source,
             blobs,
             index,
@@ -95,7 +100,7 @@ fn unique_suffix() -> u128 {
 }
 
 /// The index key of an image: what it is built from, not what it is called.
-pub(super) fn manifest_key(source_id: &str, image: &ImageName) -> String {
+pub fn manifest_key(source_id: &str, image: &ImageName) -> String {
     let mut h = Sha256::new();
     h.update(super::LAYER_FORMAT);
     h.update([0]);

@@ -4,9 +4,11 @@
 mod inflight;
 mod local;
 mod steps;
+pub mod store;
 
 pub use inflight::InFlight;
-pub use local::{BuildSettings, LocalBuilder};
+pub use local::{manifest_key, BuildSettings, LocalBuilder};
+pub use steps::layer_key;
 
 use crate::image::ImageError;
 use crate::name::ImageName;

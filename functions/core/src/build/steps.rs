@@ -1,18 +1,21 @@
 //! The steps of one image build, each logged with its duration.
 
 use super::local::Context;
+use super::store::LayerOut;
 use super::{BuildError, LAYER_FORMAT};
-use crate::custom::{customisation_entries, Tree};
+use crate::custom::customisation_entries;
 use crate::digest::Digest;
 use crate::graph::ClosureGraph;
 use crate::image::{image_docs, LayerDesc};
 use crate::layers::{group_layers, GroupingOptions, LayerGroup};
 use crate::name::ImageName;
-use crate::pack::{pack_entries, pack_paths, LayerDigests};
+use crate::pack::{pack_entries, PackError};
+use crate::storage::StorageError;
 use crate::storage::{BlobRef, LayerEntry, ManifestEntry};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,12 +56,15 @@ pub(super) async fn build_image(
     }
     step(image, "resolve", t);
     let t = Instant::now();
-    let mut roots = ctx.nix.realise(&request).await?;
+    let mut roots = ctx
+        .store
+        .realise(&ctx.nix, &request, &resolution.found)
+        .await?;
     roots.sort();
     roots.dedup();
     step(image, "realise", t);
     let t = Instant::now();
-    let graph = ctx.nix.closure(&roots).await?;
+    let graph = ctx.store.closure(&ctx.nix, &roots).await?;
     step(image, "closure", t);
     let t = Instant::now();
     let opts = GroupingOptions {
@@ -137,16 +143,25 @@ async fn pack_store_layer(
     group: LayerGroup,
 ) -> Result<LayerEntry, BuildError> {
     let t = Instant::now();
-    let roots: Vec<PathBuf> = group.contents.iter().map(PathBuf::from).collect();
-    let compression = ctx.settings.compression;
-    let (digests, file) = pack_to_temp(ctx, move |f| pack_paths(&roots, f, compression)).await?;
+    let (file, path) = temp_file(ctx)?;
+    let digests = match ctx
+        .store
+        .pack(group.contents.clone(), file, ctx.settings.compression)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
     let entry = LayerEntry {
         digest: parse(&digests.digest)?,
         diff_id: parse(&digests.diff_id)?,
         size: digests.size,
         contents: group.contents,
     };
-    ctx.blobs.put_file(&entry.digest, &file).await?;
+    ctx.blobs.put_file(&entry.digest, &path).await?;
     ctx.index.put_layer(&key, &entry).await?;
     tracing::info!(digest = %entry.digest, size = entry.size, paths = entry.contents.len(), elapsed_ms = t.elapsed().as_millis() as u64, "layer packed");
     Ok(entry)
@@ -157,38 +172,12 @@ fn parse(d: &str) -> Result<Digest, BuildError> {
         .map_err(|e| BuildError::Task(format!("packer returned a bad digest: {e}")))
 }
 
-/// Run a packer on a blocking thread into a temp file in the scratch dir.
-async fn pack_to_temp<F>(ctx: &Context, pack: F) -> Result<(LayerDigests, PathBuf), BuildError>
-where
-    F: FnOnce(
-            &mut std::io::BufWriter<std::fs::File>,
-        ) -> Result<LayerDigests, crate::pack::PackError>
-        + Send
-        + 'static,
-{
-    let scratch = ctx.scratch.clone();
-    tokio::task::spawn_blocking(move || {
-        let tmp = tempfile::NamedTempFile::new_in(&scratch)
-            .map_err(|e| BuildError::Storage(crate::storage::StorageError::io(&scratch, e)))?;
-        let (file, path) = tmp.keep().map_err(|e| {
-            BuildError::Storage(crate::storage::StorageError::io(&scratch, e.error))
-        })?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        let result = pack(&mut w).and_then(|d| {
-            use std::io::Write;
-            w.flush().map_err(crate::pack::PackError::Output)?;
-            Ok(d)
-        });
-        match result {
-            Ok(d) => Ok((d, path)),
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                Err(e.into())
-            }
-        }
-    })
-    .await
-    .map_err(|e| BuildError::Task(e.to_string()))?
+/// A temp file in the scratch dir for a layer being packed.
+fn temp_file(ctx: &Context) -> Result<(LayerOut, PathBuf), BuildError> {
+    let io = |e| BuildError::Storage(StorageError::io(&ctx.scratch, e));
+    let tmp = tempfile::NamedTempFile::new_in(&ctx.scratch).map_err(io)?;
+    let (file, path) = tmp.keep().map_err(|e| io(e.error))?;
+    Ok((std::io::BufWriter::with_capacity(1 << 20, file), path))
 }
 
 /// The symlink-forest layer of the requested packages. Not cached in the
@@ -198,32 +187,33 @@ async fn customisation_layer(
     outs: Vec<String>,
     graph: &ClosureGraph,
 ) -> Result<LayerDesc, BuildError> {
-    let mut outs: Vec<String> = outs
-        .into_iter()
-        .filter(|p| graph.paths.contains_key(p))
-        .collect();
-    outs.dedup();
+    let mut trees = Vec::new();
+    for p in outs.into_iter().filter(|p| graph.paths.contains_key(p)) {
+        let tree = ctx.store.tree(&p).await?;
+        trees.push((p, tree));
+    }
     let compression = ctx.settings.compression;
-    let (digests, file) = pack_to_temp(ctx, move |f| {
-        let mut trees = Vec::new();
-        for p in &outs {
-            let tree = Tree::read(std::path::Path::new(p)).map_err(|source| {
-                crate::pack::PackError::Io {
-                    path: PathBuf::from(p),
-                    source,
-                }
-            })?;
-            trees.push((p.clone(), tree));
-        }
-        pack_entries(&customisation_entries(&trees), f, compression)
+    let (mut out, path) = temp_file(ctx)?;
+    let packed = tokio::task::spawn_blocking(move || {
+        let d = pack_entries(&customisation_entries(&trees), &mut out, compression)?;
+        out.flush().map_err(PackError::Output)?;
+        Ok::<_, PackError>(d)
     })
-    .await?;
+    .await
+    .map_err(|e| BuildError::Task(e.to_string()))?;
+    let digests = match packed {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+    };
     let desc = LayerDesc {
         digest: parse(&digests.digest)?,
         diff_id: parse(&digests.diff_id)?,
         size: digests.size,
     };
-    ctx.blobs.put_file(&desc.digest, &file).await?;
+    ctx.blobs.put_file(&desc.digest, &path).await?;
     tracing::info!(digest = %desc.digest, size = desc.size, "customisation layer packed");
     Ok(desc)
 }

@@ -1,0 +1,45 @@
+//! SDK clients, built once in `main` and passed in.
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use std::time::Duration;
+
+/// Attempts per request: the SDK's standard policy backs off exponentially
+/// with jitter on throttling and transient errors.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// Load the shared SDK config from the environment (region, credentials,
+/// and `AWS_ENDPOINT_URL*` overrides, which the tests use).
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(100)),
+        )
+        .load()
+        .await
+}
+
+/// An S3 client. S3-compatible servers behind a custom endpoint get
+/// path-style addressing, which they support and virtual hosts need DNS for.
+pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let path_style = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    s3_with_path_style(config, path_style)
+}
+
+pub fn s3_with_path_style(config: &SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(config)
+}
+
+pub fn lambda(config: &SdkConfig) -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(config)
+}

@@ -1,0 +1,139 @@
+//! The core's storage conformance suite against the AWS adapters, on real
+//! wire-protocol servers: s3s-fs for S3 and moto_server for DynamoDB.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use nixery_aws::dynamo::DynamoIndex;
+use nixery_aws::s3::{object_key, S3BlobStore};
+use nixery_core::digest::Digest;
+use nixery_core::storage::{conformance, BlobAccess, BlobStore};
+use nixery_e2e::harness::aws::{AwsServer, ACCESS_KEY, REGION, SECRET_KEY};
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn sdk(endpoint: &str) -> SdkConfig {
+    let creds = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests");
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(creds)
+        .load()
+        .await
+}
+
+async fn s3_store(server: &AwsServer, bucket: &str) -> S3BlobStore {
+    let conf = sdk(&server.endpoint).await;
+    let client = nixery_aws::clients::s3_with_path_style(&conf, true);
+    client
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    S3BlobStore::new(client, bucket, Duration::from_secs(60))
+}
+
+pub async fn dynamo_index(server: &AwsServer, table: &str) -> DynamoIndex {
+    let client = nixery_aws::clients::dynamodb(&sdk(&server.endpoint).await);
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await
+        .expect("create table");
+    DynamoIndex::new(client, table)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_blob_store_conforms() {
+    let server = AwsServer::s3s_fs();
+    let store = s3_store(&server, "blobs").await;
+    let scratch = tempfile::tempdir().expect("scratch");
+    conformance::blob_store(&store, scratch.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_index_conforms() {
+    let server = AwsServer::moto();
+    let index = dynamo_index(&server, "nixery-index").await;
+    conformance::index(Arc::new(index)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn multipart_upload_round_trips() {
+    let server = AwsServer::s3s_fs();
+    let store = s3_store(&server, "multipart")
+        .await
+        .with_multipart_threshold(1024);
+    let data: Vec<u8> = (0..(12 * 1024 * 1024 + 12345))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let digest = Digest::of(&data);
+    let dir = tempfile::tempdir().expect("scratch");
+    let file = dir.path().join("layer");
+    std::fs::write(&file, &data).expect("write");
+    store.put_file(&digest, &file).await.expect("multipart put");
+    assert_eq!(
+        store.size(&digest).await.expect("size"),
+        Some(data.len() as u64)
+    );
+    let back = store
+        .get_bytes(&digest)
+        .await
+        .expect("get")
+        .expect("present");
+    assert!(
+        back[..] == data[..],
+        "multipart object differs from the file"
+    );
+    assert!(!file.exists(), "put_file takes the file over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presigned_get_works_and_rejects_head() {
+    let server = AwsServer::s3s_fs();
+    let store = s3_store(&server, "presign").await;
+    let data = b"presigned blob".to_vec();
+    let digest = Digest::of(&data);
+    store
+        .put_bytes(&digest, data.clone().into())
+        .await
+        .expect("put");
+    let Some(BlobAccess::Redirect(url)) = store.access(&digest).await.expect("access") else {
+        panic!("S3 access must be a redirect");
+    };
+    assert!(url.contains(&object_key(&digest)), "{url}");
+    let http = reqwest::Client::new();
+    let got = http.get(&url).send().await.expect("GET presigned");
+    assert_eq!(got.status(), 200, "presigned GET");
+    assert_eq!(got.bytes().await.expect("body")[..], data[..]);
+    let head = http.head(&url).send().await.expect("HEAD presigned");
+    assert_eq!(
+        head.status(),
+        403,
+        "a URL presigned for GET must not allow HEAD"
+    );
+    let tampered = url.replace(digest.hex(), &Digest::of(b"other").hex().to_string());
+    assert_eq!(
+        http.get(&tampered).send().await.expect("GET").status(),
+        403,
+        "signature covers the key"
+    );
+}
