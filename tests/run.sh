@@ -41,6 +41,19 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo nextest --version >/dev/null 2>&1 || die "cargo-nextest still not available"
 fi
 
+# S3- and DynamoDB-compatible servers for the AWS adapter tests.
+if ! command -v moto_server >/dev/null || ! python3 -c 'import flask, flask_cors' 2>/dev/null; then
+  log "installing moto[server]"
+  python3 -m pip install --quiet 'moto[server]>=5,<6'
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi
+command -v moto_server >/dev/null || die "moto_server not found after pip install"
+if ! command -v s3s-fs >/dev/null; then
+  log "installing s3s-fs (about 4 minutes)"
+  cargo install --locked s3s-fs --version 0.14.1 --features binary
+fi
+command -v s3s-fs >/dev/null || die "s3s-fs not found after cargo install (is ~/.cargo/bin on PATH?)"
+
 # --- build, lint, test -----------------------------------------------------------------------
 log "cargo fmt --check"
 cargo fmt --all --check
@@ -53,6 +66,9 @@ cargo clippy --workspace --locked --all-targets -- -D warnings
 
 export NIXERY_BIN="${NIXERY_BIN:-$ROOT/target/debug/nixery}"
 [[ -x "$NIXERY_BIN" ]] || die "nixery binary not found at $NIXERY_BIN after the build"
+
+log "infra checks: python-hcl2, checkov, hadolint, Terraform/Rust agreement"
+"$ROOT/infra/check.sh"
 
 log "cargo nextest run --workspace --locked --no-fail-fast"
 cargo nextest run --workspace --locked --no-fail-fast "$@"

@@ -1,0 +1,47 @@
+# Example root configuration: one nixery registry in one region.
+#
+#   terraform init
+#   terraform apply -target=module.nixery.aws_ecr_repository.builder   # first time only
+#   (build and push the builder image, see infra/README.md)
+#   terraform apply -var builder_image_uri=<ecr_repository_url>:<tag>
+#   docker pull "$(terraform output -raw registry_url)/shell/git"
+
+terraform {
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.31, < 7.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = {
+      project = "nixery"
+    }
+  }
+}
+
+module "nixery" {
+  source = "../../modules/nixery"
+
+  name              = var.name
+  registry_zip_path = var.registry_zip_path
+  builder_image_uri = var.builder_image_uri
+
+  channel   = var.channel
+  pkgs_repo = var.pkgs_repo
+
+  log_retention_days           = var.log_retention_days
+  builder_memory_mb            = var.builder_memory_mb
+  builder_reserved_concurrency = var.builder_reserved_concurrency
+
+  domain_name     = var.domain_name
+  certificate_arn = var.certificate_arn
+  route53_zone_id = var.route53_zone_id
+}
