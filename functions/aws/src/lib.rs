@@ -5,4 +5,5 @@
 pub mod clients;
 pub mod dynamo;
 pub mod env;
+pub mod lambda;
 pub mod s3;

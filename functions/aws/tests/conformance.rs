@@ -130,7 +130,7 @@ async fn presigned_get_works_and_rejects_head() {
         403,
         "a URL presigned for GET must not allow HEAD"
     );
-    let tampered = url.replace(digest.hex(), &Digest::of(b"other").hex().to_string());
+    let tampered = url.replace(digest.hex(), Digest::of(b"other").hex());
     assert_eq!(
         http.get(&tampered).send().await.expect("GET").status(),
         403,

@@ -6,6 +6,7 @@
 //! build orchestration and the registry HTTP router. No cloud dependency:
 //! adapters implement the traits in `storage` and `build`.
 
+pub mod binary_cache;
 pub mod build;
 pub mod custom;
 pub mod digest;

@@ -188,6 +188,75 @@ fn check_entry_path(
     Ok(())
 }
 
+/// A streaming layer writer for callers that produce entries themselves (e.g. from a NAR):
+/// the same tar, headers and compression as [`pack_paths`], without reading the filesystem.
+/// Entries must come in the order [`pack_paths`] would write them (sorted, parents first) for
+/// the bytes to match; missing parent directories are added with mode 0755. Paths are relative.
+pub struct LayerWriter<W: Write> {
+    packer: Packer<W>,
+}
+
+impl<W: Write> LayerWriter<W> {
+    pub fn new(out: W, compression: Compression) -> Self {
+        let packer = Packer::new(out, compression);
+        LayerWriter { packer }
+    }
+
+    /// A directory; remembered (one path per directory) so later parents are not repeated.
+    pub fn dir(&mut self, path: &Path, mode: u32) -> Result<(), PackError> {
+        self.start(path)?;
+        if !self.packer.dirs.insert(path.to_path_buf()) {
+            return Err(invalid(path, "entry path appears twice"));
+        }
+        self.packer.dir(path, mode).map_err(io_err(path))
+    }
+
+    /// A regular file of exactly `size` bytes read from `data`; fewer bytes is an error.
+    pub fn file(
+        &mut self,
+        path: &Path,
+        mode: u32,
+        size: u64,
+        data: impl Read,
+    ) -> Result<(), PackError> {
+        self.start(path)?;
+        // The header already says `size`: a short reader would corrupt the archive.
+        let mut reader = data.take(size);
+        let written = self.packer.data(path, mode, size, &mut reader);
+        written.map_err(io_err(path))?;
+        match reader.limit() {
+            0 => Ok(()),
+            _ => Err(PackError::Io {
+                path: path.to_path_buf(),
+                source: io::Error::new(io::ErrorKind::UnexpectedEof, "file data ended early"),
+            }),
+        }
+    }
+
+    pub fn symlink(&mut self, path: &Path, target: impl AsRef<Path>) -> Result<(), PackError> {
+        self.start(path)?;
+        let written = self.packer.link(path, EntryType::Symlink, 0o777, target);
+        written.map_err(io_err(path))
+    }
+
+    /// Close the tar and the compressor; the digests cover everything written.
+    pub fn finish(self) -> Result<LayerDigests, PackError> {
+        self.packer.finish()
+    }
+
+    fn start(&mut self, path: &Path) -> Result<(), PackError> {
+        if path.as_os_str().is_empty()
+            || !path.components().all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Err(invalid(
+                path,
+                "entry path must be relative, without '.' or '..'",
+            ));
+        }
+        self.packer.parents(path)
+    }
+}
+
 /// A writer that hashes and counts what passes through it.
 struct Hashing<W> {
     inner: W,
@@ -223,10 +292,52 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// Size of the blocks [`Blocks`] hands to the compressor.
+const BLOCK: usize = 64 * 1024;
+
+/// Hands the compressor its input in fixed-size blocks. Deflate's output depends on how its
+/// input is split into writes, and file contents arrive in whatever pieces their reader
+/// yields (network reads for NARs), so without this the same tar could gzip differently.
+struct Blocks<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Blocks<W> {
+    fn new(inner: W) -> Self {
+        let buf = Vec::with_capacity(BLOCK);
+        Blocks { inner, buf }
+    }
+
+    /// Write the last, partial block and hand back the compressor.
+    fn finish(mut self) -> io::Result<W> {
+        self.inner.write_all(&self.buf)?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for Blocks<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(BLOCK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == BLOCK {
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(n)
+    }
+
+    /// Deliberately does not pass partial blocks on (that would split the input again); the
+    /// data reaches the compressor at the latest in `finish`.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// tar -> hash (diff_id) -> gzip -> hash and count (digest, size) -> out: one pass, and memory
 /// stays bounded because file contents only ever pass through small copy buffers.
 struct Packer<W: Write> {
-    tar: tar::Builder<Hashing<GzEncoder<Hashing<W>>>>,
+    tar: tar::Builder<Hashing<Blocks<GzEncoder<Hashing<W>>>>>,
     /// Directories already emitted as parents or explicit entries, so none appears twice.
     dirs: HashSet<PathBuf>,
 }
@@ -239,7 +350,7 @@ impl<W: Write> Packer<W> {
             .mtime(0)
             .operating_system(255)
             .write(Hashing::new(out), flate2::Compression::new(level.min(9)));
-        let tar = tar::Builder::new(Hashing::new(gzip));
+        let tar = tar::Builder::new(Hashing::new(Blocks::new(gzip)));
         let dirs = HashSet::new();
         Packer { tar, dirs }
     }
@@ -247,7 +358,8 @@ impl<W: Write> Packer<W> {
     fn finish(self) -> Result<LayerDigests, PackError> {
         let raw = self.tar.into_inner().map_err(PackError::Output)?;
         let diff_id = raw.digest();
-        let mut compressed = raw.inner.finish().map_err(PackError::Output)?;
+        let gzip = raw.inner.finish().map_err(PackError::Output)?;
+        let mut compressed = gzip.finish().map_err(PackError::Output)?;
         compressed.flush().map_err(PackError::Output)?;
         let (digest, size) = (compressed.digest(), compressed.count);
         Ok(LayerDigests {
@@ -552,6 +664,48 @@ mod tests {
                 .zip(modes)
                 .collect::<Vec<_>>()
         );
+        Ok(())
+    }
+
+    /// Yields one byte per read, like a slow network stream.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(1).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn layer_writer_bytes_do_not_depend_on_read_sizes() -> TestResult {
+        let data: Vec<u8> = (0..300_000u64).map(|i| (i * i % 251) as u8).collect();
+        let write = |reader: &mut dyn Read| -> Result<(Vec<u8>, LayerDigests), PackError> {
+            let mut out = Vec::new();
+            let mut writer = LayerWriter::new(&mut out, Compression::default());
+            writer.dir(Path::new("nix/store/x"), 0o555)?;
+            writer.file(Path::new("nix/store/x/f"), 0o444, data.len() as u64, reader)?;
+            writer.symlink(Path::new("nix/store/x/l"), "f")?;
+            let digests = writer.finish()?;
+            Ok((out, digests))
+        };
+        let (bytes, digests) = write(&mut &data[..])?;
+        // The digest covers every byte; comparing it keeps a failure's output short.
+        assert_eq!(digests, write(&mut Trickle(&data))?.1);
+        let entries = listing(&bytes)?;
+        let paths: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        let want = [
+            "nix/",
+            "nix/store/",
+            "nix/store/x/",
+            "nix/store/x/f",
+            "nix/store/x/l",
+        ];
+        assert_eq!(paths, want);
+        let short = write(&mut &data[..10]).err().ok_or("short file packed")?;
+        assert!(short.to_string().contains("nix/store/x/f"), "{short}");
         Ok(())
     }
 

@@ -1,0 +1,180 @@
+//! The registry's side of building: a `Builder` that invokes the builder
+//! Lambda. One build per image across all registry instances: a build lease
+//! in the index is taken before invoking, and whoever does not get it waits
+//! for the cached manifest. A request waits at most the caller's budget (the
+//! router answers 429 after it); the build goes on in the builder.
+
+use async_trait::async_trait;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use nixery_core::build::{BuildError, Builder};
+use nixery_core::name::ImageName;
+use nixery_core::storage::{Index, ManifestEntry};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the registry asks the builder Lambda to do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BuildRequest {
+    pub image: String,
+    pub tag: String,
+    /// Index key the builder caches the manifest under (if its source is pinned).
+    pub cache_key: String,
+    /// The lease the registry took for this build; the builder releases it.
+    pub lease_owner: String,
+}
+
+/// The builder's answer: the manifest, or an error the registry can map.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum BuildResponse {
+    Built {
+        manifest: ManifestEntry,
+    },
+    UnknownPackages {
+        missing: Vec<String>,
+        message: String,
+    },
+    Failed {
+        message: String,
+    },
+}
+
+/// The index key of an image request: one deployment has one package
+/// source, so packages, architecture and tag identify the image.
+pub fn request_key(image: &ImageName, tag: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(image.arch.nix_system());
+    for p in &image.packages {
+        h.update([0]);
+        h.update(p);
+    }
+    h.update([1]);
+    h.update(tag);
+    format!("image-{}", hex::encode(h.finalize()))
+}
+
+pub struct LambdaBuilder {
+    client: aws_sdk_lambda::Client,
+    function: String,
+    index: Arc<dyn Index>,
+    /// Longer than the builder's own timeout, so a live build keeps its lease.
+    lease_ttl: Duration,
+    poll: Duration,
+}
+
+impl LambdaBuilder {
+    pub fn new(
+        client: aws_sdk_lambda::Client,
+        function: impl Into<String>,
+        index: Arc<dyn Index>,
+        lease_ttl: Duration,
+    ) -> Self {
+        LambdaBuilder {
+            client,
+            function: function.into(),
+            index,
+            lease_ttl,
+            poll: Duration::from_millis(500),
+        }
+    }
+
+    async fn invoke(&self, req: &BuildRequest) -> Result<ManifestEntry, BuildError> {
+        let payload = serde_json::to_vec(req).map_err(|e| BuildError::Task(e.to_string()))?;
+        let out = self
+            .client
+            .invoke()
+            .function_name(&self.function)
+            .invocation_type(InvocationType::RequestResponse)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::error!(error = ?e, function = %self.function, "invoking the builder failed");
+                BuildError::Task("invoking the builder function failed".into())
+            })?;
+        let body = out.payload.map(|b| b.into_inner()).unwrap_or_default();
+        if let Some(err) = out.function_error {
+            tracing::error!(function_error = %err, payload = %String::from_utf8_lossy(&body), "builder function error");
+            return Err(BuildError::Task(format!(
+                "the builder function failed ({err})"
+            )));
+        }
+        match serde_json::from_slice(&body) {
+            Ok(BuildResponse::Built { manifest }) => Ok(manifest),
+            Ok(BuildResponse::UnknownPackages { missing, message }) => {
+                Err(BuildError::UnknownPackages {
+                    missing,
+                    source_desc: message,
+                })
+            }
+            Ok(BuildResponse::Failed { message }) => Err(BuildError::Task(message)),
+            Err(e) => Err(BuildError::Task(format!(
+                "unreadable builder response: {e}"
+            ))),
+        }
+    }
+
+    /// Someone else builds: wait for the manifest to appear in the index.
+    /// None: the other build's lease expired (it died) and we now hold it.
+    async fn wait_for_other(
+        &self,
+        key: &str,
+        owner: &str,
+    ) -> Result<Option<ManifestEntry>, BuildError> {
+        loop {
+            if let Some(entry) = self.index.get_manifest(key).await? {
+                return Ok(Some(entry));
+            }
+            if self.index.acquire_lease(key, owner, self.lease_ttl).await? {
+                return Ok(None);
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+}
+
+fn unique_owner() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("registry-{}-{nanos}", std::process::id())
+}
+
+#[async_trait]
+impl Builder for LambdaBuilder {
+    async fn manifest(
+        &self,
+        image: &ImageName,
+        tag: &str,
+    ) -> Result<ManifestEntry, Arc<BuildError>> {
+        let key = request_key(image, tag);
+        let run = async {
+            if let Some(entry) = self.index.get_manifest(&key).await? {
+                return Ok(entry);
+            }
+            let owner = unique_owner();
+            if !self
+                .index
+                .acquire_lease(&key, &owner, self.lease_ttl)
+                .await?
+            {
+                if let Some(entry) = self.wait_for_other(&key, &owner).await? {
+                    return Ok(entry);
+                }
+            }
+            let req = BuildRequest {
+                image: image.repository.clone(),
+                tag: tag.to_string(),
+                cache_key: key.clone(),
+                lease_owner: owner,
+            };
+            tracing::info!(image = %image, tag, "invoking builder");
+            self.invoke(&req).await
+        };
+        run.await.map_err(Arc::new)
+    }
+}

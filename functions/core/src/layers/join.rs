@@ -1,0 +1,124 @@
+//! Step 2 of grouping: joining paths along references by how often they come together.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::{Layer, Popularity, JOIN_COST_BYTES, JOIN_MISS_PPM, PPM};
+use crate::graph::{store_path_name, ClosureGraph};
+
+/// The popularity of every path of the closure. Without data for any of them, the count
+/// of closure paths that reach a path (itself included) stands in, as in nixpkgs'
+/// referencesByPopularity: the closures of the image's own paths are the package set.
+pub(super) fn path_counts<'g>(
+    graph: &'g ClosureGraph,
+    popularity: &Popularity,
+) -> HashMap<&'g str, u64> {
+    let lookup = |p: &str| popularity.get(store_path_name(p)).copied();
+    if graph.paths.keys().any(|p| lookup(p).is_some()) {
+        return graph
+            .paths
+            .keys()
+            .map(|p| (p.as_str(), lookup(p).unwrap_or(0)))
+            .collect();
+    }
+    let mut counts: HashMap<&str, u64> = graph.paths.keys().map(|p| (p.as_str(), 0)).collect();
+    for start in graph.paths.keys() {
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut todo = vec![start.as_str()];
+        while let Some(p) = todo.pop() {
+            if seen.insert(p) {
+                todo.extend(graph.paths[p].references.iter().map(String::as_str));
+            }
+        }
+        for p in seen {
+            *counts.get_mut(p).expect("closed graph") += 1;
+        }
+    }
+    counts
+}
+
+/// The share (ppm) of closures holding `to` that lack `from`, for a reference from -> to.
+/// Unknown paths (count 0) give no evidence: a miss rate of 100%.
+fn miss_ppm(from: u64, to: u64) -> u64 {
+    let to = u128::from(to.max(1));
+    let both = u128::from(from).min(to);
+    ((to - both) * u128::from(PPM) / to) as u64
+}
+
+/// Joins the `remaining` paths along references into layers (step 2 of the module doc).
+pub(super) fn join_paths(
+    graph: &ClosureGraph,
+    counts: &HashMap<&str, u64>,
+    remaining: &BTreeSet<&str>,
+) -> Vec<Layer> {
+    let names: Vec<&str> = remaining.iter().copied().collect();
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+    let mut edges: Vec<(u64, usize, usize)> = Vec::new();
+    for (from, name) in names.iter().enumerate() {
+        for to in graph.paths[*name].references.iter() {
+            if let Some(&to) = index.get(to.as_str()) {
+                edges.push((miss_ppm(counts[name], counts[names[to]]), from, to));
+            }
+        }
+    }
+    edges.sort_unstable();
+    let mut sets = UnionFind::new(names.iter().map(|p| graph.paths[*p].nar_size));
+    for (miss, a, b) in edges {
+        let (a, b) = (sets.find(a), sets.find(b));
+        if a == b {
+            continue;
+        }
+        let smaller = u128::from(sets.size[a].min(sets.size[b]));
+        if miss <= JOIN_MISS_PPM
+            || u128::from(miss) * smaller <= u128::from(JOIN_COST_BYTES) * u128::from(PPM)
+        {
+            sets.union(a, b);
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
+    for i in 0..names.len() {
+        groups[sets.find(i)].push(i);
+    }
+    groups
+        .into_iter()
+        .filter(|g| !g.is_empty())
+        .map(|g| Layer {
+            contents: g.iter().map(|&i| names[i].to_string()).collect(),
+            size: g
+                .iter()
+                .map(|&i| graph.paths[names[i]].nar_size)
+                .fold(0, u64::saturating_add),
+            popularity: g.iter().map(|&i| counts[names[i]]).max().unwrap_or(0),
+        })
+        .collect()
+}
+
+/// Disjoint sets of path indices, with the bytes of each set at its representative.
+struct UnionFind {
+    parent: Vec<usize>,
+    size: Vec<u64>,
+}
+
+impl UnionFind {
+    fn new(sizes: impl Iterator<Item = u64>) -> Self {
+        let size: Vec<u64> = sizes.collect();
+        Self {
+            parent: (0..size.len()).collect(),
+            size,
+        }
+    }
+
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+
+    /// Joins two representatives; the lower index stays the representative.
+    fn union(&mut self, a: usize, b: usize) {
+        let (lo, hi) = (a.min(b), a.max(b));
+        self.parent[hi] = lo;
+        self.size[lo] = self.size[lo].saturating_add(self.size[hi]);
+    }
+}
