@@ -14,6 +14,7 @@ pub mod graph;
 pub mod image;
 pub mod layers;
 pub mod local;
+pub mod memo;
 pub mod name;
 pub mod nix;
 pub mod pack;

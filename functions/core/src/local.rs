@@ -1,7 +1,7 @@
-//! The single-machine stack: filesystem blobs, redb index and the local
-//! Nix store behind the core traits.
+//! The single-machine stack: filesystem blobs, redb index, and the local
+//! Nix store (or a binary cache) behind the core traits.
 
-use crate::build::store::LocalStore;
+use crate::build::store::StorePaths;
 use crate::build::{BuildSettings, LocalBuilder};
 use crate::nix::{Nix, NixError};
 use crate::source::PackageSource;
@@ -32,6 +32,7 @@ impl LocalStack {
     pub fn open(
         storage: &Path,
         source: PackageSource,
+        store: Arc<dyn StorePaths>,
         settings: BuildSettings,
         nix_timeout: Duration,
     ) -> Result<Self, OpenError> {
@@ -41,7 +42,7 @@ impl LocalStack {
         let scratch = blobs.tmp_dir().to_path_buf();
         let builder = Arc::new(LocalBuilder::new(
             nix,
-            Arc::new(LocalStore),
+            store,
             source,
             blobs.clone(),
             index.clone(),

@@ -3,6 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use nixery_core::binary_cache::BinaryCache;
+use nixery_core::build::store::{CacheStore, LocalStore, StorePaths};
 use nixery_core::build::{BuildSettings, Builder};
 use nixery_core::graph::ClosureGraph;
 use nixery_core::layers::{group_layers, GroupingOptions, LayerGroup, Popularity};
@@ -13,6 +15,7 @@ use nixery_core::registry::{router, Registry, RegistrySettings};
 use nixery_core::source::PackageSource;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -84,6 +87,17 @@ struct CommonArgs {
     /// Popularity data ({"<name-version>": count}) to guide layer grouping.
     #[arg(long, env = "NIXERY_POPULARITY")]
     popularity: Option<PathBuf>,
+    /// Take store paths from this binary cache (http(s):// or file://) instead of building
+    /// them with the local Nix store; Nix then only evaluates package names.
+    #[arg(long, env = "NIXERY_BINARY_CACHE")]
+    binary_cache: Option<String>,
+    /// Public keys (name:base64) the binary cache must be signed with; repeatable.
+    #[arg(
+        long = "trusted-key",
+        env = "NIXERY_TRUSTED_KEYS",
+        value_delimiter = ' '
+    )]
+    trusted_keys: Vec<String>,
 }
 
 #[derive(Args)]
@@ -107,9 +121,21 @@ struct PackArgs {
     /// Where to write the compressed layer.
     #[arg(long)]
     output: PathBuf,
+    /// Layer compression: gzip (what the registry serves) or zstd (OCI tar+zstd).
+    #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
+    compression: LayerCompression,
+    /// Compression level (default: the registry's, gzip 4 or zstd 3).
+    #[arg(long)]
+    level: Option<i32>,
     /// Absolute paths to pack (directories, files or symlinks).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LayerCompression {
+    Gzip,
+    Zstd,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -137,6 +163,18 @@ impl CommonArgs {
         Ok(PackageSource::Channel(self.channel.clone()))
     }
 
+    fn store(&self) -> Result<Arc<dyn StorePaths>> {
+        let Some(url) = &self.binary_cache else {
+            return Ok(Arc::new(LocalStore));
+        };
+        if self.trusted_keys.is_empty() {
+            bail!("--binary-cache needs at least one --trusted-key");
+        }
+        let cache = BinaryCache::new(url, &self.trusted_keys)
+            .with_context(|| format!("binary cache {url}"))?;
+        Ok(Arc::new(CacheStore::new(cache)))
+    }
+
     fn open(&self) -> Result<LocalStack> {
         let popularity = match &self.popularity {
             Some(p) => read_json(p)?,
@@ -153,6 +191,7 @@ impl CommonArgs {
         let stack = LocalStack::open(
             &self.storage,
             self.source()?,
+            self.store()?,
             settings,
             Duration::from_secs(self.nix_timeout),
         )
@@ -249,7 +288,15 @@ fn pack(a: PackArgs) -> Result<()> {
         .iter()
         .map(|p| std::path::absolute(p).with_context(|| format!("resolving {}", p.display())))
         .collect::<Result<_>>()?;
-    let d = pack_paths(&paths, &mut w, Compression::default())?;
+    let compression = match (a.compression, a.level) {
+        (LayerCompression::Gzip, level) => Compression::Gzip {
+            level: level.map_or(Compression::GZIP_LEVEL, |l| l.clamp(0, 9) as u32),
+        },
+        (LayerCompression::Zstd, level) => Compression::Zstd {
+            level: level.unwrap_or(Compression::ZSTD_LEVEL),
+        },
+    };
+    let d = pack_paths(&paths, &mut w, compression)?;
     w.flush()?;
     println!(
         "{}",

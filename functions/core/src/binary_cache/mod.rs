@@ -129,7 +129,14 @@ impl BinaryCache {
 
     /// Signed narinfos of `paths`, in the same order, fetched several at a time.
     pub async fn narinfos(&self, paths: &[String]) -> Result<Vec<NarInfo>> {
-        futures::stream::iter(paths.iter().map(|p| self.narinfo(p)))
+        // Owned paths and boxed futures keep this future Send for any caller
+        // (a borrowing closure here trips the compiler's higher-ranked check).
+        let fetches: Vec<futures::future::BoxFuture<'_, Result<NarInfo>>> = paths
+            .iter()
+            .cloned()
+            .map(|p| Box::pin(async move { self.narinfo(&p).await }) as _)
+            .collect();
+        futures::stream::iter(fetches)
             .buffered(PARALLEL_FETCHES)
             .try_collect()
             .await

@@ -57,6 +57,8 @@ pub struct LocalBuilder {
     ctx: Arc<Context>,
     inflight: InFlight<ManifestEntry, BuildError>,
     owner: String,
+    /// Pinned manifests already seen: immutable, so warm pulls skip the index.
+    memo: crate::memo::Memo<String, ManifestEntry>,
 }
 
 impl LocalBuilder {
@@ -84,11 +86,32 @@ impl LocalBuilder {
             ctx,
             inflight: InFlight::default(),
             owner,
+            memo: crate::memo::Memo::new(4096),
         }
     }
 
     pub fn source(&self) -> &PackageSource {
         &self.ctx.source
+    }
+
+    /// Build for a caller that already holds the lease `(cache_key, lease_owner)`
+    /// (the registry Lambda): cache the manifest under `cache_key` when the
+    /// source is pinned, and give the lease back when done, failed or not.
+    pub async fn build_leased(
+        &self,
+        image: &ImageName,
+        tag: &str,
+        cache_key: &str,
+        lease_owner: &str,
+    ) -> Result<ManifestEntry, BuildError> {
+        let started = Instant::now();
+        let result = steps::build_image(&self.ctx, image, tag).await;
+        if let (Ok(entry), Some(_)) = (&result, self.ctx.source.pin(tag)) {
+            self.ctx.index.put_manifest(cache_key, entry).await?;
+        }
+        self.ctx.index.release_lease(cache_key, lease_owner).await?;
+        log_result(image, &result, started);
+        result
     }
 }
 
@@ -127,11 +150,15 @@ impl Builder for LocalBuilder {
             .unwrap_or_else(|| self.ctx.source.to_json(tag).to_string());
         let key = manifest_key(&source_id, image);
         if pin.is_some() {
+            if let Some(entry) = self.memo.get(&key) {
+                return Ok(entry);
+            }
             if let Some(entry) = steps::cached_manifest(&self.ctx, &key)
                 .await
                 .map_err(Arc::new)?
             {
-                tracing::info!(image = %image, manifest = %entry.docker.digest, "manifest cache hit");
+                tracing::debug!(image = %image, manifest = %entry.docker.digest, "manifest cache hit");
+                self.memo.put(&key, &entry);
                 return Ok(entry);
             }
         }
@@ -183,11 +210,16 @@ async fn leased_build(
         ctx.index.put_manifest(&key, entry).await?;
     }
     ctx.index.release_lease(&key, &owner).await?;
-    match &result {
+    log_result(&image, &result, started);
+    result
+}
+
+fn log_result(image: &ImageName, result: &Result<ManifestEntry, BuildError>, started: Instant) {
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match result {
         Ok(e) => {
-            tracing::info!(image = %image, manifest = %e.docker.digest, elapsed_ms = started.elapsed().as_millis() as u64, "image built")
+            tracing::info!(image = %image, manifest = %e.docker.digest, elapsed_ms, "image built")
         }
         Err(e) => tracing::warn!(image = %image, error = %e, "image build failed"),
     }
-    result
 }

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 /// Version of the layer format: part of every layer key, so that a change
 /// in packing (tar layout, compressor) never reuses old blobs.
-pub const LAYER_FORMAT: &str = "nixery-layer-v1-gzip6-zlibrs";
+pub const LAYER_FORMAT: &str = "nixery-layer-v2-gzip4-1MiB-chunks-zlibrs";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -43,6 +43,8 @@ pub enum BuildError {
     },
     #[error("another build of this image did not finish within {0} s")]
     LeaseTimeout(u64),
+    #[error("binary cache: {0}")]
+    Cache(#[from] crate::binary_cache::BinaryCacheError),
     #[error("build task failed: {0}")]
     Task(String),
 }

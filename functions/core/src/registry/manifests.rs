@@ -39,13 +39,21 @@ pub(super) async fn get(
             format!("manifest {digest} is not in this registry"),
         )
     };
-    let bytes = reg
-        .blobs
-        .get_bytes(&digest)
-        .await
-        .map_err(storage_error)?
-        .ok_or_else(unknown)?;
-    let media_type = manifest_media_type(&bytes).ok_or_else(unknown)?;
+    let (bytes, media_type) = match reg.manifests.get(&digest) {
+        Some(hit) => hit,
+        None => {
+            let bytes = reg
+                .blobs
+                .get_bytes(&digest)
+                .await
+                .map_err(storage_error)?
+                .ok_or_else(unknown)?;
+            let media_type = manifest_media_type(&bytes).ok_or_else(unknown)?;
+            // Content-addressed, so never stale.
+            reg.manifests.put(&digest, &(bytes.clone(), media_type));
+            (bytes, media_type)
+        }
+    };
     let len = bytes.len();
     let body = if head {
         Body::empty()

@@ -8,12 +8,15 @@ mod manifests;
 mod paths;
 
 use crate::build::Builder;
+use crate::digest::Digest;
+use crate::memo::Memo;
 use crate::storage::BlobStore;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use bytes::Bytes;
 use error::{ErrorCode, RegistryError};
 use paths::Endpoint;
 use std::collections::VecDeque;
@@ -38,6 +41,8 @@ pub struct Registry {
     pub builder: Arc<dyn Builder>,
     pub settings: RegistrySettings,
     recent_errors: Mutex<VecDeque<(String, String)>>,
+    /// Manifest bytes by digest, so warm pulls skip the blob store.
+    manifests: Memo<Digest, (Bytes, &'static str)>,
 }
 
 impl Registry {
@@ -51,6 +56,7 @@ impl Registry {
             builder,
             settings,
             recent_errors: Mutex::default(),
+            manifests: Memo::new(1024),
         })
     }
 
