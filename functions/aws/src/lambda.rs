@@ -63,6 +63,9 @@ pub struct LambdaBuilder {
     /// Longer than the builder's own timeout, so a live build keeps its lease.
     lease_ttl: Duration,
     poll: Duration,
+    /// A builder that died may never answer (the runtime emulator waits
+    /// forever; Lambda answers at the function timeout): give up after this.
+    invoke_timeout: Duration,
 }
 
 impl LambdaBuilder {
@@ -78,19 +81,28 @@ impl LambdaBuilder {
             index,
             lease_ttl,
             poll: Duration::from_millis(500),
+            invoke_timeout: Duration::from_secs(16 * 60),
         }
+    }
+
+    pub fn with_invoke_timeout(mut self, timeout: Duration) -> Self {
+        self.invoke_timeout = timeout;
+        self
     }
 
     async fn invoke(&self, req: &BuildRequest) -> Result<ManifestEntry, BuildError> {
         let payload = serde_json::to_vec(req).map_err(|e| BuildError::Task(e.to_string()))?;
-        let out = self
+        let call = self
             .client
             .invoke()
             .function_name(&self.function)
             .invocation_type(InvocationType::RequestResponse)
             .payload(Blob::new(payload))
-            .send()
+            .send();
+        let secs = self.invoke_timeout.as_secs();
+        let out = tokio::time::timeout(self.invoke_timeout, call)
             .await
+            .map_err(|_| BuildError::Task(format!("the builder function did not answer within {secs} s")))?
             .map_err(|e| {
                 tracing::error!(error = ?e, function = %self.function, "invoking the builder failed");
                 BuildError::Task("invoking the builder function failed".into())

@@ -177,8 +177,9 @@ resource "aws_lambda_function" "builder" {
   ]
 }
 
-# The registry invokes the builder asynchronously (InvocationType=Event) and polls the index.
-# No Lambda-side retries: the build lease expires and the next pull starts a fresh build.
+# The registry invokes the builder synchronously under a build lease and answers 429 once its
+# wait budget is spent (the builder runs on). Should anything invoke it asynchronously, no
+# Lambda-side retries: the build lease expires and the next pull starts a fresh build.
 resource "aws_lambda_function_event_invoke_config" "builder" {
   function_name                = aws_lambda_function.builder.function_name
   maximum_retry_attempts       = 0
