@@ -54,6 +54,14 @@ if ! command -v s3s-fs >/dev/null; then
 fi
 command -v s3s-fs >/dev/null || die "s3s-fs not found after cargo install (is ~/.cargo/bin on PATH?)"
 
+# cargo-lambda (PyPI) runs the Lambda binaries behind its runtime and Invoke API emulator.
+if ! cargo lambda --version >/dev/null 2>&1; then
+  log "installing cargo-lambda"
+  python3 -m pip install --quiet 'cargo-lambda>=1.9,<2'
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi
+cargo lambda --version >/dev/null 2>&1 || die "cargo-lambda not found after pip install (is pip's bin directory on PATH?)"
+
 # --- build, lint, test -----------------------------------------------------------------------
 log "cargo fmt --check"
 cargo fmt --all --check

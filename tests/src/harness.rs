@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 pub mod aws;
 mod containerd;
 mod http;
+pub mod lambda;
 mod server;
 
 pub use containerd::Containerd;
