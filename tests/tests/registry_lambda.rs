@@ -128,13 +128,7 @@ fn cargo() -> String {
 // ---------------------------------------------------------------------------------------------
 
 async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    let creds = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests");
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(creds)
-        .load()
-        .await
+    nixery_aws::clients::static_config(endpoint, ACCESS_KEY, SECRET_KEY, REGION).await
 }
 
 fn seed(s3_endpoint: &str, ddb_endpoint: &str) -> Seeded {

@@ -43,3 +43,20 @@ pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
 pub fn lambda(config: &SdkConfig) -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(config)
 }
+
+/// A config with fixed credentials and one endpoint for every service: for
+/// S3/DynamoDB-compatible servers and the Lambda runtime emulator.
+pub async fn static_config(
+    endpoint: &str,
+    access_key: &str,
+    secret_key: &str,
+    region: &str,
+) -> SdkConfig {
+    let creds = aws_sdk_s3::config::Credentials::new(access_key, secret_key, None, None, "static");
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(creds)
+        .load()
+        .await
+}

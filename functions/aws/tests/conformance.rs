@@ -1,7 +1,6 @@
 //! The core's storage conformance suite against the AWS adapters, on real
 //! wire-protocol servers: s3s-fs for S3 and moto_server for DynamoDB.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -13,14 +12,8 @@ use nixery_e2e::harness::aws::{AwsServer, ACCESS_KEY, REGION, SECRET_KEY};
 use std::sync::Arc;
 use std::time::Duration;
 
-async fn sdk(endpoint: &str) -> SdkConfig {
-    let creds = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests");
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(creds)
-        .load()
-        .await
+async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    nixery_aws::clients::static_config(endpoint, ACCESS_KEY, SECRET_KEY, REGION).await
 }
 
 async fn s3_store(server: &AwsServer, bucket: &str) -> S3BlobStore {
