@@ -15,6 +15,7 @@ use crate::storage::{BlobRef, LayerEntry, ManifestEntry};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,7 +71,18 @@ pub(super) async fn build_image(
     let opts = GroupingOptions {
         budget: ctx.settings.layer_budget,
     };
-    let groups = group_layers(&graph, &ctx.settings.popularity, &[], &opts);
+    // Registry-aware: layers already stored that fit this closure are reused as they are.
+    let closure: BTreeSet<String> = graph.paths.keys().cloned().collect();
+    let known: Vec<LayerGroup> = ctx
+        .index
+        .layers_within(&closure)
+        .await?
+        .into_iter()
+        .map(|e| LayerGroup {
+            contents: e.contents,
+        })
+        .collect();
+    let groups = group_layers(&graph, &ctx.settings.popularity, &known, &opts);
     tracing::info!(image = %image, paths = graph.paths.len(), layers = groups.len(), "grouped closure");
     step(image, "group", t);
     let t = Instant::now();

@@ -168,6 +168,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn redb_lists_layers_within_a_closure() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let idx = RedbIndex::open(&dir.path().join("index.redb")).expect("open");
+        for n in 1..=3 {
+            assert!(idx
+                .put_layer(&format!("k{n}"), &layer(n))
+                .await
+                .expect("put"));
+        }
+        let closure = [layer(1), layer(3)]
+            .iter()
+            .flat_map(|l| l.contents.clone())
+            .collect();
+        let mut got = idx.layers_within(&closure).await.expect("list");
+        got.sort_by_key(|e| e.size);
+        assert_eq!(got, vec![layer(1), layer(3)]);
+    }
+
+    #[tokio::test]
     async fn redb_index_survives_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("index.redb");

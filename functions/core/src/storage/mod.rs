@@ -12,7 +12,7 @@ use crate::digest::Digest;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -97,6 +97,15 @@ pub trait Index: Send + Sync {
     ) -> Result<HashMap<String, LayerEntry>, StorageError>;
     /// Insert unless present; returns whether this call inserted it.
     async fn put_layer(&self, key: &str, entry: &LayerEntry) -> Result<bool, StorageError>;
+    /// Stored layers made only of paths in `closure`, so that a new image can
+    /// reuse them as they are (registry-aware grouping). A backend that cannot
+    /// answer cheaply returns none, which only costs sharing, not correctness.
+    async fn layers_within(
+        &self,
+        _closure: &BTreeSet<String>,
+    ) -> Result<Vec<LayerEntry>, StorageError> {
+        Ok(Vec::new())
+    }
     async fn get_manifest(&self, key: &str) -> Result<Option<ManifestEntry>, StorageError>;
     /// Insert unless present; returns whether this call inserted it.
     async fn put_manifest(&self, key: &str, entry: &ManifestEntry) -> Result<bool, StorageError>;

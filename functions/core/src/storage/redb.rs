@@ -7,7 +7,7 @@ use super::{Index, LayerEntry, ManifestEntry, StorageError};
 use ::redb::{Database, ReadableTable, TableDefinition};
 use async_trait::async_trait;
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -97,6 +97,31 @@ impl Index for RedbIndex {
             for k in keys {
                 if let Some(e) = this.get(LAYERS, &k)? {
                     out.insert(k, e);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn layers_within(
+        &self,
+        closure: &BTreeSet<String>,
+    ) -> Result<Vec<LayerEntry>, StorageError> {
+        let (this, closure) = (self.clone(), closure.clone());
+        blocking(move || {
+            let txn = this.db.begin_read().map_err(err)?;
+            let table = txn.open_table(LAYERS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(err)? {
+                let (key, value) = row.map_err(err)?;
+                let entry: LayerEntry =
+                    serde_json::from_slice(value.value()).map_err(|e| StorageError::Corrupt {
+                        key: key.value().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                if entry.contents.iter().all(|p| closure.contains(p)) {
+                    out.push(entry);
                 }
             }
             Ok(out)
