@@ -43,6 +43,9 @@ pub struct Registry {
     recent_errors: Mutex<VecDeque<(String, String)>>,
     /// Manifest bytes by digest, so warm pulls skip the blob store.
     manifests: Memo<Digest, (Bytes, &'static str)>,
+    /// Sizes of blobs seen (for HEAD) and local blob paths (for GET).
+    blob_sizes: Memo<Digest, u64>,
+    local_blobs: Memo<Digest, std::path::PathBuf>,
 }
 
 impl Registry {
@@ -57,6 +60,8 @@ impl Registry {
             settings,
             recent_errors: Mutex::default(),
             manifests: Memo::new(1024),
+            blob_sizes: Memo::new(65536),
+            local_blobs: Memo::new(65536),
         })
     }
 
