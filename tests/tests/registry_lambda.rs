@@ -141,7 +141,9 @@ fn seed(s3_endpoint: &str, ddb_endpoint: &str) -> Seeded {
             .await
             .expect("create bucket");
         let ddb = nixery_aws::clients::dynamodb(&sdk(ddb_endpoint).await);
-        create_table(&ddb).await;
+        DynamoIndex::create_table(&ddb, TABLE)
+            .await
+            .expect("create table");
         let blobs = S3BlobStore::new(s3, BUCKET, Duration::from_secs(60));
         let index = DynamoIndex::new(ddb, TABLE);
 
@@ -186,32 +188,6 @@ fn seed(s3_endpoint: &str, ddb_endpoint: &str) -> Seeded {
             manifest_digest: docker.digest,
         }
     })
-}
-
-async fn create_table(ddb: &aws_sdk_dynamodb::Client) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    ddb.create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .send()
-        .await
-        .expect("create table");
 }
 
 // ---------------------------------------------------------------------------------------------

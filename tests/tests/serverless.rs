@@ -6,9 +6,6 @@
 //! (following 307s to presigned s3s-fs URLs) and runs the image. Faults:
 //! S3 failing uploads, a builder dying mid-build, the wait budget running out.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use nixery_aws::dynamo::DynamoIndex;
 use nixery_aws::lambda::LambdaBuilder;
 use nixery_aws::s3::S3BlobStore;
@@ -211,22 +208,7 @@ async fn create_resources(
         .await
         .expect("create bucket");
     let ddb = nixery_aws::clients::dynamodb(&sdk(ddb_endpoint).await);
-    let attr = AttributeDefinition::builder()
-        .attribute_name("pk")
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .expect("attr");
-    let key = KeySchemaElement::builder()
-        .attribute_name("pk")
-        .key_type(KeyType::Hash)
-        .build()
-        .expect("key");
-    ddb.create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr)
-        .key_schema(key)
-        .send()
+    DynamoIndex::create_table(&ddb, TABLE)
         .await
         .expect("create table");
     (s3, ddb)

@@ -77,6 +77,35 @@ fn decode<T: DeserializeOwned>(
 }
 
 impl DynamoIndex {
+    /// Create the table as `infra/` declares it (hash key `pk` of type S,
+    /// on-demand capacity): for tests and self-hosted DynamoDB-compatible servers.
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), StorageError> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let invalid = |e: aws_sdk_dynamodb::error::BuildError| StorageError::Index(e.to_string());
+        let attr = AttributeDefinition::builder()
+            .attribute_name("pk")
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(invalid)?;
+        let key = KeySchemaElement::builder()
+            .attribute_name("pk")
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(invalid)?;
+        client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr)
+            .key_schema(key)
+            .send()
+            .await
+            .map_err(|e| dynamo_error("CreateTable", e))?;
+        Ok(())
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoIndex {
             client,

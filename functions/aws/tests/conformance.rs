@@ -1,9 +1,6 @@
 //! The core's storage conformance suite against the AWS adapters, on real
 //! wire-protocol servers: s3s-fs for S3 and moto_server for DynamoDB.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use nixery_aws::dynamo::DynamoIndex;
 use nixery_aws::s3::{object_key, S3BlobStore};
 use nixery_core::digest::Digest;
@@ -30,25 +27,7 @@ async fn s3_store(server: &AwsServer, bucket: &str) -> S3BlobStore {
 
 pub async fn dynamo_index(server: &AwsServer, table: &str) -> DynamoIndex {
     let client = nixery_aws::clients::dynamodb(&sdk(&server.endpoint).await);
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attr"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .send()
+    DynamoIndex::create_table(&client, table)
         .await
         .expect("create table");
     DynamoIndex::new(client, table)
