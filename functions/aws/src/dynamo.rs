@@ -37,13 +37,7 @@ fn dynamo_error<E: ProvideErrorMetadata + std::fmt::Debug>(
     op: &str,
     e: SdkError<E>,
 ) -> StorageError {
-    let code = e
-        .as_service_error()
-        .and_then(|s| s.code())
-        .unwrap_or("no error code")
-        .to_string();
-    tracing::error!(op, error = ?e, "DynamoDB request failed");
-    StorageError::Index(format!("DynamoDB {op} failed ({code})"))
+    crate::error::sdk_error("DynamoDB", op, "the index table", e)
 }
 
 fn condition_failed<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {

@@ -5,5 +5,6 @@
 pub mod clients;
 pub mod dynamo;
 pub mod env;
+mod error;
 pub mod lambda;
 pub mod s3;

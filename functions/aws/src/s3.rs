@@ -44,13 +44,7 @@ fn s3_error<E: ProvideErrorMetadata + std::fmt::Debug>(
     key: &str,
     e: SdkError<E>,
 ) -> StorageError {
-    let code = e
-        .as_service_error()
-        .and_then(|s| s.code())
-        .unwrap_or("no error code")
-        .to_string();
-    tracing::error!(op, key, error = ?e, "S3 request failed");
-    StorageError::Index(format!("S3 {op} of {key} failed ({code})"))
+    crate::error::sdk_error("S3", op, key, e)
 }
 
 fn is_precondition_failed<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {

@@ -1,0 +1,25 @@
+//! One mapping of AWS SDK errors to storage errors: logged in full here,
+//! reported with only the service, operation, target and AWS error code.
+
+// The S3 and DynamoDB crates re-export the same smithy types.
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use nixery_core::storage::StorageError;
+
+pub(crate) fn sdk_error<E, R>(
+    service: &str,
+    op: &str,
+    target: &str,
+    e: SdkError<E, R>,
+) -> StorageError
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    let code = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .unwrap_or("no error code")
+        .to_string();
+    tracing::error!(service, op, target, error = ?e, "AWS request failed");
+    StorageError::Index(format!("{service} {op} of {target} failed ({code})"))
+}
