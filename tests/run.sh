@@ -69,6 +69,11 @@ cargo fmt --all --check
 log "cargo build --workspace --locked"
 cargo build --workspace --locked
 
+log "architecture: nixery-core has no AWS or Lambda dependency"
+if leaks=$(cargo tree --locked -p nixery-core -e normal,build --prefix none --format '{p}' | grep -Ei '^(aws[-_]|lambda)'); then
+  die "nixery-core must not depend on AWS or Lambda crates, found: $(sort -u <<<"$leaks" | tr '\n' ' ')"
+fi
+
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --locked --all-targets -- -D warnings
 

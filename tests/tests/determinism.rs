@@ -38,7 +38,7 @@ fn package_order_does_not_change_the_digest() {
 /// binary cache instead of the local store, and the image is the same.
 #[test]
 fn binary_cache_build_matches_local_store_build() {
-    use nixery_e2e::harness::lambda::BinaryCacheServer;
+    use nixery_e2e::harness::binary_cache::BinaryCacheServer;
     use nixery_e2e::harness::{is_digest, nixery_ok, pkgs_path};
     let cache = BinaryCacheServer::start(&["hello", "cacert", "iana-etc"]);
     let (a, b) = (

@@ -1,38 +1,32 @@
-//! The serverless path, on this machine: the builder Lambda binary under
-//! cargo-lambda's runtime emulator, invoked through the Lambda Invoke API by
-//! the registry code; blobs in s3s-fs, the index in moto_server, store paths
-//! from a signed binary cache made by `nix copy` and served on loopback; the
-//! registry router over those adapters served on loopback; containerd pulls
-//! (following 307s to presigned s3s-fs URLs) and runs the image. Faults:
-//! S3 failing uploads, a builder dying mid-build, the wait budget running out.
+//! The serverless path, on this machine: the builder Lambda binary under cargo-lambda's
+//! runtime emulator, invoked through the Lambda Invoke API by the registry as the registry
+//! Lambda wires it (`nixery_registry_lambda::registry_with_clients`); blobs in s3s-fs, the
+//! index in moto_server, store paths from a signed binary cache made by `nix copy` and served
+//! on loopback; the registry router served on loopback; containerd pulls (following 307s to
+//! presigned s3s-fs URLs) and runs the image. Faults: S3 failing uploads, a builder dying
+//! mid-build, the wait budget running out, unknown packages.
 
-use nixery_aws::dynamo::DynamoIndex;
-use nixery_aws::lambda::LambdaBuilder;
-use nixery_aws::s3::S3BlobStore;
-use nixery_core::registry::{router, Registry, RegistrySettings};
-use nixery_e2e::harness::aws::{AwsServer, ACCESS_KEY, REGION, SECRET_KEY};
-use nixery_e2e::harness::lambda::{BinaryCacheServer, LambdaWatch};
-use nixery_e2e::harness::{http_get, http_head, pkgs_path, Containerd, ACCEPT_ALL};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use nixery_e2e::harness::aws::{
+    create_resources, dynamodb_client, s3_client, sdk, AwsServer, BUCKET, REGION, TABLE,
+};
+use nixery_e2e::harness::binary_cache::BinaryCacheServer;
+use nixery_e2e::harness::lambda::LambdaWatch;
+use nixery_e2e::harness::proxy::Proxy;
+use nixery_e2e::harness::{
+    http_get, http_head, manifest_layers, pkgs_path, tail, Containerd, Resp, ACCEPT_ALL,
+};
+use nixery_registry_lambda::{registry_with_clients, Settings};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const BUCKET: &str = "nixery-blobs";
-const TABLE: &str = "nixery-index";
 const BUILDER: &str = "nixery-builder-lambda";
-
-async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    nixery_aws::clients::static_config(endpoint, ACCESS_KEY, SECRET_KEY, REGION).await
-}
+/// Waiting for an image that is still building, in a test.
+const BUILD_DEADLINE: Duration = Duration::from_secs(900);
 
 struct Options {
     build_wait: Duration,
     lease_ttl: Duration,
     invoke_timeout: Duration,
-    /// Put a fault-injecting proxy between the builder and S3.
-    s3_proxy: bool,
-    /// Route the registry's S3 and DynamoDB calls through counting proxies.
-    count_calls: bool,
     builder_env: Vec<(String, String)>,
 }
 
@@ -42,25 +36,24 @@ impl Default for Options {
             build_wait: Duration::from_secs(900),
             lease_ttl: Duration::from_secs(900),
             invoke_timeout: Duration::from_secs(900),
-            s3_proxy: false,
-            count_calls: false,
             builder_env: vec![],
         }
     }
 }
 
-/// Everything of one deployment; dropped in reverse order of need.
+/// Everything of one deployment. Proxies sit between the registry and S3, DynamoDB and the
+/// Invoke API (to count calls and to swap a dead builder for a fresh one, as Lambda would),
+/// between the builder and S3 (to fail uploads), and in front of the registry.
 struct Stack {
     addr: String,
     rt: tokio::runtime::Runtime,
     ddb: aws_sdk_dynamodb::Client,
-    fail_puts: Arc<AtomicBool>,
-    /// Calls by method, when `count_calls`: registry (HTTP), S3, DynamoDB.
-    counts: [Counts; 3],
+    registry: Proxy,
+    registry_s3: Proxy,
+    registry_ddb: Proxy,
+    builder_s3: Proxy,
+    invoke: Proxy,
     builder: LambdaWatch,
-    /// The Invoke API the registry calls (through a proxy, so that a dead
-    /// builder can be replaced as Lambda would start a new instance).
-    lambda_upstream: Upstream,
     base_env: Vec<(String, String)>,
     _cache: BinaryCacheServer,
     _s3: AwsServer,
@@ -70,8 +63,7 @@ struct Stack {
 
 impl Stack {
     fn start(opts: Options) -> Stack {
-        let s3 = AwsServer::s3s_fs();
-        let moto = AwsServer::moto();
+        let (s3, moto) = (AwsServer::s3s_fs(), AwsServer::moto());
         let cache = BinaryCacheServer::start(&["hello", "cacert", "iana-etc"]);
         let tmp = tempfile::tempdir().expect("temp dir");
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -79,78 +71,48 @@ impl Stack {
             .enable_all()
             .build()
             .expect("runtime");
-        let fail_puts = Arc::new(AtomicBool::new(false));
-        let s3_for_builder = if opts.s3_proxy {
-            rt.block_on(fault_proxy(s3.endpoint.clone(), fail_puts.clone()))
-        } else {
-            s3.endpoint.clone()
-        };
-        let (s3c, ddb) = rt.block_on(create_resources(&s3.endpoint, &moto.endpoint));
-        let mut env = vec![
-            ("NIXERY_BUCKET", BUCKET.to_string()),
-            ("NIXERY_TABLE", TABLE.to_string()),
-            ("NIXERY_PKGS_PATH", pkgs_path().display().to_string()),
-            ("NIXERY_BINARY_CACHE", cache.url.clone()),
-            ("NIXERY_TRUSTED_KEYS", cache.public_key.clone()),
-            ("AWS_ENDPOINT_URL_S3", s3_for_builder),
-            ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
-            ("AWS_REGION", REGION.to_string()),
-            ("TMPDIR", tmp.path().display().to_string()),
-            ("RUST_LOG", "info".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect::<Vec<_>>();
-        let base_env = env.clone();
+        let proxy = |upstream: &str| rt.block_on(Proxy::start(upstream));
+        let (registry_s3, registry_ddb) = (proxy(&s3.endpoint), proxy(&moto.endpoint));
+        let builder_s3 = proxy(&s3.endpoint);
+        let ddb = rt.block_on(async {
+            let ddb = dynamodb_client(&moto.endpoint).await;
+            create_resources(&s3_client(&s3.endpoint).await, &ddb).await;
+            ddb
+        });
+        let base_env = builder_env(&builder_s3.url, &moto.endpoint, &cache, &tmp);
+        let mut env = base_env.clone();
         env.extend(opts.builder_env.iter().cloned());
-        let builder = LambdaWatch::start(BUILDER, BUILDER, &env);
-        builder.warm_up(BUILDER);
-        let lambda_upstream: Upstream = Arc::new(std::sync::Mutex::new(builder.endpoint.clone()));
-        let lambda_proxy = rt.block_on(switchable_proxy(
-            lambda_upstream.clone(),
-            Arc::new(AtomicBool::new(false)),
-            Counts::default(),
-        ));
-        let counts = [Counts::default(), Counts::default(), Counts::default()];
-        let (reg_s3, reg_ddb) = if opts.count_calls {
-            let off = Arc::new(AtomicBool::new(false));
-            let s3p = rt.block_on(counting_proxy(
-                s3.endpoint.clone(),
-                off.clone(),
-                counts[1].clone(),
-            ));
-            let ddbp = rt.block_on(counting_proxy(
-                moto.endpoint.clone(),
-                off,
-                counts[2].clone(),
-            ));
-            rt.block_on(async {
-                let s3c = nixery_aws::clients::s3_with_path_style(&sdk(&s3p).await, true);
-                (s3c, nixery_aws::clients::dynamodb(&sdk(&ddbp).await))
-            })
-        } else {
-            (s3c, ddb.clone())
+        let builder = LambdaWatch::start(BUILDER, &env);
+        builder.warm_up("{\"warm_up\": true}");
+        let invoke = proxy(&builder.endpoint);
+        let settings = Settings {
+            bucket: BUCKET.into(),
+            table: TABLE.into(),
+            builder_function: BUILDER.into(),
+            build_wait: opts.build_wait,
+            presign_ttl: Duration::from_secs(300),
+            lease_ttl: opts.lease_ttl,
+            invoke_timeout: opts.invoke_timeout,
         };
-        let mut addr = rt.block_on(serve_registry(&lambda_proxy, reg_s3, reg_ddb, &opts));
-        if opts.count_calls {
-            let off = Arc::new(AtomicBool::new(false));
-            let proxied = rt.block_on(counting_proxy(
-                format!("http://{addr}"),
-                off,
-                counts[0].clone(),
-            ));
-            addr = proxied.trim_start_matches("http://").to_string();
-        }
+        let upstream = rt.block_on(async {
+            let clients = nixery_aws::clients::Clients {
+                s3: s3_client(&registry_s3.url).await,
+                dynamodb: dynamodb_client(&registry_ddb.url).await,
+                lambda: nixery_aws::clients::lambda(&sdk(&invoke.url).await),
+            };
+            serve(registry_with_clients(&settings, &clients)).await
+        });
+        let registry = proxy(&upstream);
         Stack {
-            addr,
+            addr: registry.url.trim_start_matches("http://").to_string(),
             rt,
             ddb,
-            fail_puts,
-            counts,
+            registry,
+            registry_s3,
+            registry_ddb,
+            builder_s3,
+            invoke,
             builder,
-            lambda_upstream,
             base_env,
             _cache: cache,
             _s3: s3,
@@ -159,16 +121,16 @@ impl Stack {
         }
     }
 
-    /// Start a fresh builder (without injected faults) and send invocations
-    /// to it, as Lambda starts a new instance after one died.
+    /// Start a fresh builder (without injected faults) and send invocations to it, as
+    /// Lambda starts a new instance after one died.
     fn replace_builder(&mut self) {
-        let fresh = LambdaWatch::start(BUILDER, BUILDER, &self.base_env);
-        fresh.warm_up(BUILDER);
-        *self.lambda_upstream.lock().expect("upstream") = fresh.endpoint.clone();
+        let fresh = LambdaWatch::start(BUILDER, &self.base_env);
+        fresh.warm_up("{\"warm_up\": true}");
+        self.invoke.switch(&fresh.endpoint);
         self.builder = fresh;
     }
 
-    fn manifest(&self, name: &str) -> nixery_e2e::harness::Resp {
+    fn manifest(&self, name: &str) -> Resp {
         http_get(
             &format!("http://{}/v2/{name}/manifests/latest", self.addr),
             &[("Accept", ACCEPT_ALL)],
@@ -187,132 +149,58 @@ impl Stack {
                 .expect("scan");
             out.items()
                 .iter()
-                .filter(|i| {
-                    i.get("pk")
-                        .and_then(|v| v.as_s().ok())
-                        .is_some_and(|pk| pk.starts_with(prefix))
-                })
+                .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()))
+                .filter(|pk| pk.starts_with(prefix))
                 .count()
         })
     }
+
+    fn assert_status(&self, resp: &Resp, status: u16, what: &str) {
+        assert_eq!(
+            resp.status,
+            status,
+            "{what}: body {}\nbuilder log:\n{}",
+            resp.text(),
+            tail(&self.builder.log(), 60)
+        );
+    }
 }
 
-async fn create_resources(
-    s3_endpoint: &str,
-    ddb_endpoint: &str,
-) -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
-    let s3 = nixery_aws::clients::s3_with_path_style(&sdk(s3_endpoint).await, true);
-    s3.create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("create bucket");
-    let ddb = nixery_aws::clients::dynamodb(&sdk(ddb_endpoint).await);
-    DynamoIndex::create_table(&ddb, TABLE)
-        .await
-        .expect("create table");
-    (s3, ddb)
+/// The builder's environment, as the Terraform sets it, with endpoints on loopback.
+fn builder_env(
+    s3: &str,
+    dynamodb: &str,
+    cache: &BinaryCacheServer,
+    tmp: &tempfile::TempDir,
+) -> Vec<(String, String)> {
+    [
+        ("NIXERY_BUCKET", BUCKET.to_string()),
+        ("NIXERY_TABLE", TABLE.to_string()),
+        ("NIXERY_PKGS_PATH", pkgs_path().display().to_string()),
+        ("NIXERY_BINARY_CACHE", cache.url.clone()),
+        ("NIXERY_TRUSTED_KEYS", cache.public_key.clone()),
+        ("AWS_ENDPOINT_URL_S3", s3.to_string()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.to_string()),
+        (
+            "AWS_ACCESS_KEY_ID",
+            nixery_e2e::harness::aws::ACCESS_KEY.to_string(),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            nixery_e2e::harness::aws::SECRET_KEY.to_string(),
+        ),
+        ("AWS_REGION", REGION.to_string()),
+        ("TMPDIR", tmp.path().display().to_string()),
+        ("RUST_LOG", "info".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
-/// The registry router over the AWS adapters, as the registry Lambda builds it.
-async fn serve_registry(
-    lambda_endpoint: &str,
-    s3: aws_sdk_s3::Client,
-    ddb: aws_sdk_dynamodb::Client,
-    opts: &Options,
-) -> String {
-    let lambda = nixery_aws::clients::lambda(&sdk(lambda_endpoint).await);
-    let index = Arc::new(DynamoIndex::new(ddb, TABLE));
-    let builder = Arc::new(
-        LambdaBuilder::new(lambda, BUILDER, index, opts.lease_ttl)
-            .with_invoke_timeout(opts.invoke_timeout),
-    );
-    let blobs = Arc::new(S3BlobStore::new(s3, BUCKET, Duration::from_secs(300)));
-    let settings = RegistrySettings {
-        build_wait: Some(opts.build_wait),
-        source_description: "test binary cache".into(),
-    };
-    let app = router(Registry::new(blobs, builder, settings));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
-/// Requests seen by a proxy, by method.
-type Counts = Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>;
-
-/// A pass-through HTTP proxy that counts requests by method and answers 500
-/// to every PUT while `fail_puts` is set (SigV4 still verifies: the Host
-/// header is kept).
-async fn fault_proxy(upstream: String, fail_puts: Arc<AtomicBool>) -> String {
-    counting_proxy(upstream, fail_puts, Counts::default()).await
-}
-
-async fn counting_proxy(upstream: String, fail_puts: Arc<AtomicBool>, counts: Counts) -> String {
-    let upstream = Arc::new(std::sync::Mutex::new(upstream));
-    switchable_proxy(upstream, fail_puts, counts).await
-}
-
-/// Where a proxy forwards to; can be switched while it runs.
-type Upstream = Arc<std::sync::Mutex<String>>;
-
-async fn switchable_proxy(
-    upstream: Upstream,
-    fail_puts: Arc<AtomicBool>,
-    counts: Counts,
-) -> String {
-    use axum::body::Body;
-    use axum::extract::Request;
-    use axum::response::Response;
-    // Pass redirects through to the client, as a proxy must.
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let app = axum::Router::new().fallback(move |req: Request| {
-        let (client, fail) = (client.clone(), fail_puts.clone());
-        let upstream = upstream.lock().expect("upstream").clone();
-        *counts
-            .lock()
-            .expect("counts")
-            .entry(req.method().to_string())
-            .or_default() += 1;
-        async move {
-            if req.method() == axum::http::Method::PUT && fail.load(Ordering::SeqCst) {
-                return Response::builder()
-                    .status(500)
-                    .body(Body::from(
-                        "<Error><Code>InternalError</Code><Message>injected</Message></Error>",
-                    ))
-                    .expect("response");
-            }
-            let url = format!(
-                "{upstream}{}",
-                req.uri()
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/")
-            );
-            let (parts, body) = req.into_parts();
-            let body = axum::body::to_bytes(body, usize::MAX).await.expect("body");
-            let method =
-                reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).expect("method");
-            let mut fwd = client.request(method, url).body(body);
-            for (k, v) in parts.headers.iter() {
-                fwd = fwd.header(k.as_str(), v.as_bytes());
-            }
-            let resp = fwd.send().await.expect("upstream");
-            let mut out = Response::builder().status(resp.status().as_u16());
-            for (k, v) in resp.headers() {
-                out = out.header(k.as_str(), v.as_bytes());
-            }
-            out.body(Body::from(resp.bytes().await.expect("upstream body")))
-                .expect("response")
-        }
-    });
+/// Serve `registry` on a free loopback port; its address.
+async fn serve(registry: std::sync::Arc<nixery_core::registry::Registry>) -> String {
+    let app = nixery_core::registry::router(registry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -321,29 +209,15 @@ async fn switchable_proxy(
     format!("http://{addr}")
 }
 
-fn assert_status(resp: &nixery_e2e::harness::Resp, status: u16, what: &str, stack: &Stack) {
-    assert_eq!(
-        resp.status,
-        status,
-        "{what}: body {}\nbuilder log:\n{}",
-        resp.text(),
-        stack.builder.proc.log()
-    );
+fn total(m: &BTreeMap<String, usize>) -> usize {
+    m.values().sum()
 }
 
 #[test]
 fn containerd_pulls_an_image_built_by_the_builder_lambda() {
-    let stack = Stack::start(Options {
-        count_calls: true,
-        ..Options::default()
-    });
+    let stack = Stack::start(Options::default());
     let resp = stack.manifest("hello");
-    assert_status(
-        &resp,
-        200,
-        "first pull builds through the builder Lambda",
-        &stack,
-    );
+    stack.assert_status(&resp, 200, "first pull builds through the builder Lambda");
     assert!(
         stack.index_items("layer#") > 0,
         "layer entries written to DynamoDB"
@@ -353,11 +227,9 @@ fn containerd_pulls_an_image_built_by_the_builder_lambda() {
         1,
         "pinned image cached in DynamoDB"
     );
-    let layers = nixery_e2e::harness::manifest_layers(&resp.body);
-    let head = http_head(
-        &format!("http://{}/v2/hello/blobs/{}", stack.addr, layers[0]),
-        &[],
-    );
+    let layers = manifest_layers(&resp.body);
+    let blob_url = format!("http://{}/v2/hello/blobs/{}", stack.addr, layers[0]);
+    let head = http_head(&blob_url, &[]);
     assert_eq!(head.status, 200, "blob HEAD answered by the registry");
     assert!(
         head.header("content-length")
@@ -369,13 +241,7 @@ fn containerd_pulls_an_image_built_by_the_builder_lambda() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let redirect = get
-        .get(format!(
-            "http://{}/v2/hello/blobs/{}",
-            stack.addr, layers[0]
-        ))
-        .send()
-        .expect("GET blob");
+    let redirect = get.get(&blob_url).send().expect("GET blob");
     assert_eq!(
         redirect.status(),
         307,
@@ -383,18 +249,21 @@ fn containerd_pulls_an_image_built_by_the_builder_lambda() {
     );
 
     // A warm pull by a client that has nothing: count what it costs.
-    for c in &stack.counts {
-        c.lock().expect("counts").clear();
+    for p in [&stack.registry, &stack.registry_s3, &stack.registry_ddb] {
+        p.clear_counts();
     }
     let ctrd = Containerd::start();
     let image = format!("{}/hello:latest", stack.addr);
     ctrd.pull(&image);
-    let [registry, s3, ddb] = stack
-        .counts
-        .clone()
-        .map(|c| c.lock().expect("counts").clone());
-    let total = |m: &std::collections::BTreeMap<String, usize>| m.values().sum::<usize>();
-    eprintln!("calls per warm pull of hello ({} layers): registry {registry:?}, S3 {s3:?}, DynamoDB {ddb:?}", layers.len());
+    let (registry, s3, ddb) = (
+        stack.registry.counts(),
+        stack.registry_s3.counts(),
+        stack.registry_ddb.counts(),
+    );
+    eprintln!(
+        "calls per warm pull of hello ({} layers): registry {registry:?}, S3 {s3:?}, DynamoDB {ddb:?}",
+        layers.len()
+    );
     let blobs = layers.len() + 1;
     assert!(
         total(&registry) <= blobs + 4,
@@ -412,32 +281,43 @@ fn containerd_pulls_an_image_built_by_the_builder_lambda() {
 }
 
 #[test]
+fn unknown_packages_are_named_once_through_the_builder_lambda() {
+    let stack = Stack::start(Options::default());
+    let resp = stack.manifest("hello/nosuchpackage");
+    stack.assert_status(&resp, 404, "unknown package");
+    let body = resp.json();
+    let error = &body["errors"][0];
+    assert_eq!(error["code"], "MANIFEST_UNKNOWN", "{body}");
+    assert_eq!(error["detail"]["missing"][0], "nosuchpackage", "{body}");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        message.matches("packages not found").count(),
+        1,
+        "message says it once: {message:?}"
+    );
+    assert!(message.ends_with(": nosuchpackage"), "{message:?}");
+}
+
+#[test]
 fn failed_uploads_write_no_index_entries_and_the_next_pull_succeeds() {
-    let stack = Stack::start(Options {
-        s3_proxy: true,
-        ..Options::default()
-    });
-    stack.fail_puts.store(true, Ordering::SeqCst);
+    let stack = Stack::start(Options::default());
+    stack.builder_s3.fail_puts(true);
     let resp = stack.manifest("hello");
     assert!(
         resp.status >= 500,
         "a build whose uploads fail must fail, got {}",
         resp.status
     );
-    assert!(
-        resp.text().contains("UNKNOWN"),
-        "registry error JSON: {}",
-        resp.text()
-    );
+    assert_eq!(resp.error_code(), "UNKNOWN", "{}", resp.text());
     assert_eq!(
         stack.index_items("layer#"),
         0,
         "no layer entry without its blob"
     );
     assert_eq!(stack.index_items("manifest#"), 0, "no manifest entry");
-    stack.fail_puts.store(false, Ordering::SeqCst);
+    stack.builder_s3.fail_puts(false);
     let resp = stack.manifest("hello");
-    assert_status(&resp, 200, "the pull after the fault", &stack);
+    stack.assert_status(&resp, 200, "the pull after the fault");
     assert!(stack.index_items("layer#") > 0);
 }
 
@@ -473,7 +353,7 @@ fn a_builder_that_dies_mid_build_is_replaced_after_its_lease_expires() {
     assert!(
         once.path().join("fired").exists(),
         "the fault fired:\n{}",
-        stack.builder.proc.log()
+        stack.builder.log()
     );
     assert_eq!(stack.index_items("manifest#"), 0);
     assert_eq!(
@@ -486,7 +366,7 @@ fn a_builder_that_dies_mid_build_is_replaced_after_its_lease_expires() {
     stack.replace_builder();
     // The next pull takes the expired lease over and rebuilds.
     let second = stack.manifest("hello");
-    assert_status(&second, 200, "pull after the builder died", &stack);
+    stack.assert_status(&second, 200, "pull after the builder died");
     assert_eq!(
         stack.index_items("manifest#"),
         1,
@@ -507,13 +387,13 @@ fn a_build_longer_than_the_wait_budget_answers_429_then_the_cached_image() {
     });
     let first = stack.manifest("hello");
     assert_eq!(first.status, 429, "over budget: {}", first.text());
-    assert!(first.text().contains("TOOMANYREQUESTS"));
+    assert_eq!(first.error_code(), "TOOMANYREQUESTS");
     assert!(
         !first.header("retry-after").is_empty(),
         "Retry-After is set"
     );
     // The build goes on; a later pull gets the result (bounded wait).
-    let deadline = Instant::now() + Duration::from_secs(900);
+    let deadline = Instant::now() + BUILD_DEADLINE;
     loop {
         let resp = stack.manifest("hello");
         if resp.status == 200 {
@@ -523,7 +403,7 @@ fn a_build_longer_than_the_wait_budget_answers_429_then_the_cached_image() {
         assert!(
             Instant::now() < deadline,
             "image never became available:\n{}",
-            stack.builder.proc.log()
+            stack.builder.log()
         );
         std::thread::sleep(Duration::from_secs(2));
     }

@@ -44,6 +44,25 @@ pub fn lambda(config: &SdkConfig) -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(config)
 }
 
+/// The SDK clients a function uses, made once in `main` (or per service by tests that put a
+/// proxy in front of one of them).
+#[derive(Clone)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub lambda: aws_sdk_lambda::Client,
+}
+
+impl Clients {
+    pub fn from_sdk(config: &SdkConfig) -> Self {
+        Clients {
+            s3: s3(config),
+            dynamodb: dynamodb(config),
+            lambda: lambda(config),
+        }
+    }
+}
+
 /// A config with fixed credentials and one endpoint for every service: for
 /// S3/DynamoDB-compatible servers and the Lambda runtime emulator.
 pub async fn static_config(

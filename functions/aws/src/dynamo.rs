@@ -17,10 +17,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
-use nixery_core::storage::{Index, LayerEntry, ManifestEntry, StorageError};
+use nixery_core::storage::{now_ms, Index, LayerEntry, ManifestEntry, StorageError};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// BatchGetItem takes at most 100 keys.
 const BATCH: usize = 100;
@@ -48,13 +48,6 @@ fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn decode<T: DeserializeOwned>(
     pk: &str,
     item: &HashMap<String, AttributeValue>,
@@ -77,7 +70,7 @@ impl DynamoIndex {
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
         };
-        let invalid = |e: aws_sdk_dynamodb::error::BuildError| StorageError::Index(e.to_string());
+        let invalid = |e: aws_sdk_dynamodb::error::BuildError| StorageError::backend("DynamoDB", e);
         let attr = AttributeDefinition::builder()
             .attribute_name("pk")
             .attribute_type(ScalarAttributeType::S)
@@ -108,7 +101,8 @@ impl DynamoIndex {
     }
 
     async fn put_new<T: Serialize>(&self, pk: String, value: &T) -> Result<bool, StorageError> {
-        let data = serde_json::to_string(value).map_err(|e| StorageError::Index(e.to_string()))?;
+        let data =
+            serde_json::to_string(value).map_err(|e| StorageError::backend("DynamoDB", e))?;
         let result = self
             .client
             .put_item()
@@ -138,7 +132,7 @@ impl DynamoIndex {
             .set_keys(Some(keys))
             .consistent_read(true)
             .build()
-            .map_err(|e| StorageError::Index(e.to_string()))?;
+            .map_err(|e| StorageError::backend("DynamoDB", e))?;
         let mut items = Vec::new();
         for round in 0..UNPROCESSED_ROUNDS {
             let out = self
@@ -159,8 +153,9 @@ impl DynamoIndex {
                 _ => return Ok(items),
             }
         }
-        Err(StorageError::Index(
-            "DynamoDB BatchGetItem kept returning unprocessed keys (throttled)".into(),
+        Err(StorageError::backend(
+            "DynamoDB",
+            "BatchGetItem kept returning unprocessed keys (throttled)",
         ))
     }
 }

@@ -6,7 +6,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use nixery_core::storage::StorageError;
 
 pub(crate) fn sdk_error<E, R>(
-    service: &str,
+    service: &'static str,
     op: &str,
     target: &str,
     e: SdkError<E, R>,
@@ -21,5 +21,5 @@ where
         .unwrap_or("no error code")
         .to_string();
     tracing::error!(service, op, target, error = ?e, "AWS request failed");
-    StorageError::Index(format!("{service} {op} of {target} failed ({code})"))
+    StorageError::backend(service, format!("{op} of {target} failed ({code})"))
 }

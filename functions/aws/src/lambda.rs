@@ -5,10 +5,12 @@
 //! router answers 429 after it); the build goes on in the builder.
 
 use async_trait::async_trait;
+use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use nixery_core::build::{BuildError, Builder};
+use nixery_core::builder::{BuildError, Builder, RemoteError};
 use nixery_core::name::ImageName;
+use nixery_core::registry::error::{ErrorCode, RegistryError};
 use nixery_core::storage::{Index, ManifestEntry};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -26,8 +28,13 @@ pub struct BuildRequest {
     pub lease_owner: String,
 }
 
+/// How often a registry waiting for another's build looks for its result.
+const LEASE_POLL: Duration = Duration::from_millis(500);
+/// Longest wait for an invocation: Lambda's 15-minute limit and a minute to spare.
+const DEFAULT_INVOKE_TIMEOUT: Duration = Duration::from_secs(16 * 60);
+
 /// The builder's answer: the manifest, or an error the registry can map.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum BuildResponse {
     Built {
@@ -35,11 +42,59 @@ pub enum BuildResponse {
     },
     UnknownPackages {
         missing: Vec<String>,
-        message: String,
+        /// The package source, as `PackageSource::describe` gives it.
+        source: String,
     },
+    /// A failure, already described the way clients may see it (details are in the
+    /// builder's log).
     Failed {
+        unavailable: bool,
         message: String,
     },
+}
+
+impl BuildResponse {
+    /// The builder's side: a build result as the registry should see it.
+    pub fn from_result(result: Result<ManifestEntry, BuildError>) -> Self {
+        match result {
+            Ok(manifest) => BuildResponse::Built { manifest },
+            Err(BuildError::UnknownPackages {
+                missing,
+                source_desc,
+            }) => BuildResponse::UnknownPackages {
+                missing,
+                source: source_desc,
+            },
+            Err(e) => {
+                let client = RegistryError::from(&e);
+                BuildResponse::Failed {
+                    unavailable: client.code == ErrorCode::Unavailable,
+                    message: client.message,
+                }
+            }
+        }
+    }
+
+    /// The registry's side: the answer as a build result.
+    pub fn into_result(self) -> Result<ManifestEntry, BuildError> {
+        match self {
+            BuildResponse::Built { manifest } => Ok(manifest),
+            BuildResponse::UnknownPackages { missing, source } => {
+                Err(BuildError::UnknownPackages {
+                    missing,
+                    source_desc: source,
+                })
+            }
+            BuildResponse::Failed {
+                unavailable,
+                message,
+            } => Err(RemoteError::Failed {
+                unavailable,
+                message,
+            }
+            .into()),
+        }
+    }
 }
 
 /// The index key of an image request: one deployment has one package
@@ -80,8 +135,8 @@ impl LambdaBuilder {
             function: function.into(),
             index,
             lease_ttl,
-            poll: Duration::from_millis(500),
-            invoke_timeout: Duration::from_secs(16 * 60),
+            poll: LEASE_POLL,
+            invoke_timeout: DEFAULT_INVOKE_TIMEOUT,
         }
     }
 
@@ -91,7 +146,7 @@ impl LambdaBuilder {
     }
 
     async fn invoke(&self, req: &BuildRequest) -> Result<ManifestEntry, BuildError> {
-        let payload = serde_json::to_vec(req).map_err(|e| BuildError::Task(e.to_string()))?;
+        let payload = serde_json::to_vec(req).map_err(|_| RemoteError::BadResponse)?;
         let call = self
             .client
             .invoke()
@@ -102,31 +157,25 @@ impl LambdaBuilder {
         let secs = self.invoke_timeout.as_secs();
         let out = tokio::time::timeout(self.invoke_timeout, call)
             .await
-            .map_err(|_| BuildError::Task(format!("the builder function did not answer within {secs} s")))?
+            .map_err(|_| RemoteError::Timeout(secs))?
             .map_err(|e| {
+                let code = e.as_service_error().and_then(|s| s.code());
                 tracing::error!(error = ?e, function = %self.function, "invoking the builder failed");
-                BuildError::Task("invoking the builder function failed".into())
+                match code {
+                    Some("TooManyRequestsException") => RemoteError::Throttled,
+                    _ => RemoteError::Invoke,
+                }
             })?;
         let body = out.payload.map(|b| b.into_inner()).unwrap_or_default();
         if let Some(err) = out.function_error {
             tracing::error!(function_error = %err, payload = %String::from_utf8_lossy(&body), "builder function error");
-            return Err(BuildError::Task(format!(
-                "the builder function failed ({err})"
-            )));
+            return Err(RemoteError::Crashed(err).into());
         }
-        match serde_json::from_slice(&body) {
-            Ok(BuildResponse::Built { manifest }) => Ok(manifest),
-            Ok(BuildResponse::UnknownPackages { missing, message }) => {
-                Err(BuildError::UnknownPackages {
-                    missing,
-                    source_desc: message,
-                })
-            }
-            Ok(BuildResponse::Failed { message }) => Err(BuildError::Task(message)),
-            Err(e) => Err(BuildError::Task(format!(
-                "unreadable builder response: {e}"
-            ))),
-        }
+        let response: BuildResponse = serde_json::from_slice(&body).map_err(|e| {
+            tracing::error!(error = %e, payload = %String::from_utf8_lossy(&body), "unreadable builder response");
+            RemoteError::BadResponse
+        })?;
+        response.into_result()
     }
 
     /// Someone else builds: wait for the manifest to appear in the index.

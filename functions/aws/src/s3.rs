@@ -26,6 +26,9 @@ pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// Part size (S3's minimum is 5 MiB for all parts but the last).
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
+/// How long presigned blob URLs stay valid unless configured.
+pub const DEFAULT_PRESIGN_TTL: Duration = Duration::from_secs(300);
+
 #[derive(Clone)]
 pub struct S3BlobStore {
     client: Client,
@@ -56,13 +59,19 @@ fn is_precondition_failed<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
 }
 
 impl S3BlobStore {
-    pub fn new(client: Client, bucket: impl Into<String>, presign_ttl: Duration) -> Self {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
         S3BlobStore {
             client,
             bucket: bucket.into(),
-            presign_ttl,
+            presign_ttl: DEFAULT_PRESIGN_TTL,
             multipart_threshold: MULTIPART_THRESHOLD,
         }
+    }
+
+    /// How long the presigned URLs that blob GETs redirect to stay valid.
+    pub fn with_presign_ttl(mut self, ttl: Duration) -> Self {
+        self.presign_ttl = ttl;
+        self
     }
 
     /// Lower the multipart threshold (tests exercise multipart with small files).
@@ -247,10 +256,9 @@ impl BlobStore for S3BlobStore {
             .await;
         match result {
             Ok(out) => {
-                let data =
-                    out.body.collect().await.map_err(|e| {
-                        StorageError::Index(format!("S3 GetObject body of {key}: {e}"))
-                    })?;
+                let data = out.body.collect().await.map_err(|e| {
+                    StorageError::backend("S3", format!("reading GetObject body of {key}: {e}"))
+                })?;
                 Ok(Some(data.into_bytes()))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
@@ -265,7 +273,7 @@ impl BlobStore for S3BlobStore {
         }
         let key = object_key(digest);
         let config = PresigningConfig::expires_in(self.presign_ttl)
-            .map_err(|e| StorageError::Index(e.to_string()))?;
+            .map_err(|e| StorageError::backend("S3", e))?;
         let req = self
             .client
             .get_object()

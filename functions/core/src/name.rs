@@ -40,14 +40,6 @@ impl Arch {
             Arch::Arm64 => "aarch64-linux",
         }
     }
-
-    /// The OCI/GOARCH name used in image configs.
-    pub fn oci(self) -> &'static str {
-        match self {
-            Arch::Amd64 => "amd64",
-            Arch::Arm64 => "arm64",
-        }
-    }
 }
 
 /// Why a name was refused; shown to the client in a `NAME_INVALID` error.

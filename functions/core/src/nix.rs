@@ -145,7 +145,7 @@ impl Nix {
             })?;
         let result = tokio::time::timeout(self.timeout, child.wait_with_output()).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(program, elapsed_ms, "nix call");
+        tracing::info!(program, elapsed_ms, "{}", crate::events::NIX_CALL);
         let output = result
             .map_err(|_| NixError::Timeout {
                 program: program.into(),

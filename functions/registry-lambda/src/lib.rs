@@ -4,9 +4,9 @@
 //! the same router is what `nixery serve` serves locally.
 
 use aws_config::SdkConfig;
-use nixery_aws::clients;
+use nixery_aws::clients::Clients;
 use nixery_aws::dynamo::DynamoIndex;
-use nixery_aws::env;
+use nixery_aws::env::{self, ConfigError, EnvReader};
 use nixery_aws::lambda::LambdaBuilder;
 use nixery_aws::s3::S3BlobStore;
 use nixery_core::registry::{Registry, RegistrySettings};
@@ -21,6 +21,9 @@ pub const DEFAULT_PRESIGN_TTL_SECS: u64 = 300;
 /// Build leases outlive the builder Lambda's 15-minute timeout, so a live
 /// build keeps its lease and a dead one frees it soon after.
 pub const LEASE_TTL: Duration = Duration::from_secs(16 * 60);
+/// A builder that died may never answer (the runtime emulator waits forever; Lambda answers
+/// at the function timeout): give up on an invocation after this.
+pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(16 * 60);
 
 /// Everything the function reads from its environment (see `infra/contract.json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,68 +33,49 @@ pub struct Settings {
     pub builder_function: String,
     pub build_wait: Duration,
     pub presign_ttl: Duration,
+    /// Not from the environment: the defaults fit Lambda; tests shorten them.
+    pub lease_ttl: Duration,
+    pub invoke_timeout: Duration,
 }
-
-/// The environment is incomplete or malformed; lists every problem at once.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {}", .0.join("; "))]
-pub struct ConfigError(pub Vec<String>);
 
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::read(EnvReader::process())
     }
 
-    /// Read the settings through `get` (tests pass a map, not the process environment).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut problems = Vec::new();
-        let mut required = |name: &str| match get(name).filter(|v| !v.trim().is_empty()) {
-            Some(v) => v,
-            None => {
-                problems.push(format!("{name} must be set"));
-                String::new()
-            }
+    /// Read the settings through `env` (tests pass fixed pairs, not the process environment).
+    pub fn read(mut env: EnvReader) -> Result<Self, ConfigError> {
+        let settings = Settings {
+            bucket: env.required(env::BUCKET),
+            table: env.required(env::TABLE),
+            builder_function: env.required(env::BUILDER_FUNCTION),
+            build_wait: env.seconds(env::BUILD_WAIT, DEFAULT_BUILD_WAIT_SECS, 1),
+            presign_ttl: env.seconds(env::PRESIGN_TTL, DEFAULT_PRESIGN_TTL_SECS, 1),
+            lease_ttl: LEASE_TTL,
+            invoke_timeout: INVOKE_TIMEOUT,
         };
-        let bucket = required(env::BUCKET);
-        let table = required(env::TABLE);
-        let builder_function = required(env::BUILDER_FUNCTION);
-        let mut seconds = |name: &str, default: u64| match get(name).filter(|v| !v.is_empty()) {
-            None => Duration::from_secs(default),
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if n > 0 => Duration::from_secs(n),
-                _ => {
-                    problems.push(format!(
-                        "{name}={v:?} is not a positive whole number of seconds"
-                    ));
-                    Duration::ZERO
-                }
-            },
-        };
-        let build_wait = seconds(env::BUILD_WAIT, DEFAULT_BUILD_WAIT_SECS);
-        let presign_ttl = seconds(env::PRESIGN_TTL, DEFAULT_PRESIGN_TTL_SECS);
-        if !problems.is_empty() {
-            return Err(ConfigError(problems));
-        }
-        Ok(Settings {
-            bucket,
-            table,
-            builder_function,
-            build_wait,
-            presign_ttl,
-        })
+        env.finish()?;
+        Ok(settings)
     }
 }
 
 /// The registry on AWS, with SDK clients made once from `sdk`.
 pub fn registry(settings: &Settings, sdk: &SdkConfig) -> Arc<Registry> {
-    let blobs = S3BlobStore::new(clients::s3(sdk), &settings.bucket, settings.presign_ttl);
-    let index = Arc::new(DynamoIndex::new(clients::dynamodb(sdk), &settings.table));
+    registry_with_clients(settings, &Clients::from_sdk(sdk))
+}
+
+/// The registry on the given clients (tests put proxies in front of some services).
+pub fn registry_with_clients(settings: &Settings, clients: &Clients) -> Arc<Registry> {
+    let blobs = S3BlobStore::new(clients.s3.clone(), &settings.bucket)
+        .with_presign_ttl(settings.presign_ttl);
+    let index = Arc::new(DynamoIndex::new(clients.dynamodb.clone(), &settings.table));
     let builder = LambdaBuilder::new(
-        clients::lambda(sdk),
+        clients.lambda.clone(),
         &settings.builder_function,
         index,
-        LEASE_TTL,
-    );
+        settings.lease_ttl,
+    )
+    .with_invoke_timeout(settings.invoke_timeout);
     Registry::new(
         Arc::new(blobs),
         Arc::new(builder),
@@ -108,15 +92,7 @@ pub fn registry(settings: &Settings, sdk: &SdkConfig) -> Arc<Registry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use nixery_aws::env::EnvReader;
 
     const REQUIRED: [(&str, &str); 3] = [
         ("NIXERY_BUCKET", "blobs"),
@@ -126,7 +102,7 @@ mod tests {
 
     #[test]
     fn defaults_apply() {
-        let s = Settings::from_lookup(lookup(&REQUIRED)).expect("valid");
+        let s = Settings::read(EnvReader::from_pairs(&REQUIRED)).expect("valid");
         assert_eq!(s.bucket, "blobs");
         assert_eq!(s.build_wait, Duration::from_secs(25));
         assert_eq!(s.presign_ttl, Duration::from_secs(300));
@@ -136,14 +112,14 @@ mod tests {
     fn durations_are_read() {
         let mut vars = REQUIRED.to_vec();
         vars.extend([("NIXERY_BUILD_WAIT", "5"), ("NIXERY_PRESIGN_TTL", "60")]);
-        let s = Settings::from_lookup(lookup(&vars)).expect("valid");
+        let s = Settings::read(EnvReader::from_pairs(&vars)).expect("valid");
         assert_eq!(s.build_wait, Duration::from_secs(5));
         assert_eq!(s.presign_ttl, Duration::from_secs(60));
     }
 
     #[test]
     fn every_problem_is_reported() {
-        let err = Settings::from_lookup(lookup(&[
+        let err = Settings::read(EnvReader::from_pairs(&[
             ("NIXERY_TABLE", " "),
             ("NIXERY_BUILD_WAIT", "25s"),
         ]))

@@ -1,35 +1,36 @@
-//! S3- and DynamoDB-compatible servers speaking the AWS wire protocol, started
-//! on free loopback ports: s3s-fs (checks SigV4 and presigned URLs) and
-//! moto_server (enforces DynamoDB condition expressions).
+//! S3- and DynamoDB-compatible servers speaking the AWS wire protocol, started on free
+//! loopback ports: s3s-fs (checks SigV4 and presigned URLs) and moto_server (enforces
+//! DynamoDB condition expressions); SDK clients for them, and the bucket and tables a
+//! deployment has.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use nixery_aws::dynamo::DynamoIndex;
+
+use super::process::{free_port, ChildGuard};
 
 /// Credentials the test servers accept.
 pub const ACCESS_KEY: &str = "nixerytestkey";
 pub const SECRET_KEY: &str = "nixerytestsecretkey0123456789";
 pub const REGION: &str = "us-east-1";
+/// The names a test deployment uses.
+pub const BUCKET: &str = "nixery-blobs";
+pub const TABLE: &str = "nixery-index";
 
-/// A server process killed on drop, with its log in a temp dir.
+/// How long a server may take to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A server process, stopped on drop, with its log in a temp dir.
 pub struct AwsServer {
-    child: Child,
+    process: ChildGuard,
     pub endpoint: String,
-    log: PathBuf,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for AwsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl AwsServer {
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     /// s3s-fs serving a temp directory (install: `cargo install s3s-fs --features binary`).
@@ -42,12 +43,8 @@ impl AwsServer {
         cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .arg(&root);
-        start(
-            cmd,
-            dir,
-            port,
-            "s3s-fs (cargo install s3s-fs --version 0.14.1 --features binary)",
-        )
+        let what = "s3s-fs (cargo install s3s-fs --version 0.14.1 --features binary)";
+        start(cmd, dir, port, what)
     }
 
     /// moto_server (install: `pip install 'moto[server]'`).
@@ -60,40 +57,55 @@ impl AwsServer {
     }
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+fn start(cmd: Command, dir: tempfile::TempDir, port: u16, what: &str) -> AwsServer {
+    let mut process = ChildGuard::spawn(cmd, &dir.path().join("server.log"), what);
+    process.wait_port(port, START_TIMEOUT);
+    AwsServer {
+        process,
+        endpoint: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
 }
 
-fn start(mut cmd: Command, dir: tempfile::TempDir, port: u16, what: &str) -> AwsServer {
-    let log = dir.path().join("server.log");
-    let file = std::fs::File::create(&log).expect("log file");
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(file.try_clone().expect("clone")))
-        .stderr(Stdio::from(file))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let mut server = AwsServer {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-        log,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("{what} exited with {status}:\n{}", server.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not listen within 60 s:\n{}",
-            server.log()
+/// An SDK config for one of the test servers (or a proxy in front of one).
+pub async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    nixery_aws::clients::static_config(endpoint, ACCESS_KEY, SECRET_KEY, REGION).await
+}
+
+/// An S3 client with path-style addressing, as S3-compatible servers need.
+pub async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    nixery_aws::clients::s3_with_path_style(&sdk(endpoint).await, true)
+}
+
+pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    nixery_aws::clients::dynamodb(&sdk(endpoint).await)
+}
+
+/// Create the bucket [`BUCKET`] and the index table [`TABLE`], as the Terraform does.
+pub async fn create_resources(s3: &aws_sdk_s3::Client, dynamodb: &aws_sdk_dynamodb::Client) {
+    create_bucket(s3, BUCKET).await;
+    DynamoIndex::create_table(dynamodb, TABLE)
+        .await
+        .expect("create table");
+}
+
+pub async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("create bucket");
+}
+
+/// Blocking: start s3s-fs and moto with the resources created; for tests without a runtime.
+pub fn start_with_resources(rt: &tokio::runtime::Runtime) -> (AwsServer, AwsServer) {
+    let (s3, moto) = (AwsServer::s3s_fs(), AwsServer::moto());
+    rt.block_on(async {
+        let (s3c, ddb) = (
+            s3_client(&s3.endpoint).await,
+            dynamodb_client(&moto.endpoint).await,
         );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
+        create_resources(&s3c, &ddb).await;
+    });
+    (s3, moto)
 }

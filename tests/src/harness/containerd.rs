@@ -1,21 +1,24 @@
 //! A private containerd and `ctr`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::{output_within, read_log, tail, CLI_TIMEOUT};
+use super::process::{ChildGuard, POLL};
+use super::{output_within, tail, CLI_TIMEOUT};
 
-/// A private containerd (own root, state, socket), killed on drop.
+/// How long containerd may take to answer on its socket.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A private containerd (own root, state, socket), stopped on drop.
 pub struct Containerd {
-    child: Option<Child>,
+    process: Option<ChildGuard>,
     /// The gRPC socket.
     pub socket: PathBuf,
     /// The snapshotter `ctr` commands use (overlayfs if available, else native).
     pub snapshotter: String,
-    log_path: PathBuf,
     dir: TempDir,
 }
 
@@ -33,30 +36,24 @@ impl Containerd {
         )
         .expect("write containerd config");
         let socket = dir.path().join("containerd.sock");
-        let log_path = dir.path().join("containerd.log");
-        let log = std::fs::File::create(&log_path).expect("containerd log");
-        let child = Command::new("containerd")
-            .arg("-c")
+        let mut cmd = Command::new("containerd");
+        cmd.arg("-c")
             .arg(&config)
             .arg("--root")
             .arg(dir.path().join("root"))
             .arg("--state")
             .arg(dir.path().join("state"))
             .arg("--address")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().expect("clone log fd")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("failed to spawn containerd (is it installed? run tests/run.sh)");
+            .arg(&socket);
+        let log = dir.path().join("containerd.log");
+        let process = ChildGuard::spawn(cmd, &log, "containerd (apt-get install containerd)");
         let mut c = Containerd {
-            child: Some(child),
+            process: Some(process),
             socket,
             snapshotter: "native".into(),
-            log_path,
             dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if c.socket.exists() {
                 let out = c.ctr_output(&["plugins", "ls"]);
@@ -73,23 +70,24 @@ impl Containerd {
                     return c;
                 }
             }
-            if let Some(child) = c.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("containerd exited with {status}:\n{}", c.log());
-                }
+            if let Some(p) = c.process.as_mut() {
+                p.assert_running();
             }
             assert!(
                 Instant::now() < deadline,
-                "containerd socket not ready within 30 s:\n{}",
+                "containerd socket not ready within {START_TIMEOUT:?}:\n{}",
                 c.log()
             );
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(POLL);
         }
     }
 
     /// containerd's own log.
     pub fn log(&self) -> String {
-        read_log(&self.log_path)
+        self.process
+            .as_ref()
+            .map(ChildGuard::log)
+            .unwrap_or_default()
     }
 
     /// A scratch directory that lives as long as this containerd.
@@ -170,9 +168,8 @@ impl Drop for Containerd {
                 Duration::from_secs(10),
             );
         }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut p) = self.process.take() {
+            p.stop();
         }
     }
 }

@@ -1,215 +1,138 @@
-//! The Lambda runtime emulator (`cargo lambda watch`) running one of the
-//! workspace's function binaries, and a signed Nix binary cache made with
-//! `nix copy` and served over HTTP on loopback.
+//! The Lambda runtime emulator (`cargo lambda watch`) running one of the workspace's
+//! function binaries behind the Lambda Invoke API.
 
-use super::aws::free_port;
-use super::{nix_config, output_within, pkgs_path, workspace_root, CLI_TIMEOUT};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-/// A process killed on drop, logging to a file.
-pub struct Proc {
-    child: Child,
-    pub log: PathBuf,
-}
+use serde_json::Value;
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use super::process::{free_port, ChildGuard};
+use super::{nix_config, output_within, tail, workspace_root};
 
-impl Proc {
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
+/// Compiling a function (the AWS SDK) on two shared cores.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// From `cargo lambda watch` starting to its Invoke API listening.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(120);
+/// The first invocation waits for cargo-lambda to start the function.
+const FIRST_INVOKE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
-fn spawn_logged(mut cmd: Command, log: &Path, what: &str) -> Proc {
-    let file = std::fs::File::create(log).expect("log file");
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(file.try_clone().expect("clone")))
-        .stderr(Stdio::from(file))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    Proc {
-        child,
-        log: log.to_path_buf(),
-    }
-}
-
-fn wait_port(port: u16, proc: &mut Proc, what: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = proc.child.try_wait() {
-            panic!("{what} exited with {status}:\n{}", proc.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not listen within {limit:?}:\n{}",
-            proc.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// `cargo lambda watch` serving the Lambda Invoke API for binary `bin` at
-/// `http://127.0.0.1:PORT/2015-03-31/functions/<bin>/invocations`.
+/// `cargo lambda watch` serving the Invoke API for the binary named like its package at
+/// `{endpoint}/2015-03-31/functions/<package>/invocations`.
 pub struct LambdaWatch {
-    pub proc: Proc,
+    process: ChildGuard,
     pub endpoint: String,
+    pub function: String,
     _dir: tempfile::TempDir,
 }
 
 impl LambdaWatch {
-    pub fn start(package: &str, bin: &str, env: &[(String, String)]) -> LambdaWatch {
+    /// Build `package` (bounded, with readable errors), then run it under the emulator with
+    /// `env` as the function's environment, and wait until it answers.
+    pub fn start(package: &str, env: &[(String, String)]) -> LambdaWatch {
+        require_cargo_lambda();
+        build(package);
         let dir = tempfile::tempdir().expect("temp dir");
         let env_file = dir.path().join("env");
         // Single-quoted: dotenv takes such values literally (keys hold '=' and ':').
         let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}='{v}'")).collect();
         std::fs::write(&env_file, lines.join("\n") + "\n").expect("env file");
         let port = free_port();
-        let mut cmd = Command::new("cargo");
+        let mut cmd = Command::new(cargo());
         cmd.current_dir(workspace_root())
-            .args([
-                "lambda",
-                "watch",
-                "--ignore-changes",
-                "--quiet",
-                "-A",
-                "127.0.0.1",
-            ])
-            .args(["-P", &port.to_string(), "-p", package, "--bin", bin])
+            .args(["lambda", "watch", "--ignore-changes", "--color", "never"])
+            .args(["--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &port.to_string()])
+            .args(["-p", package, "--bin", package])
             .arg("--env-file")
             .arg(&env_file)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("NO_COLOR", "1")
             .env("NIX_CONFIG", nix_config());
-        let mut proc = spawn_logged(
-            cmd,
-            &dir.path().join("watch.log"),
-            "cargo lambda watch (pip install cargo-lambda)",
-        );
-        wait_port(
-            port,
-            &mut proc,
-            "cargo lambda watch",
-            Duration::from_secs(120),
-        );
+        let what = "cargo lambda watch (pip install cargo-lambda)";
+        let mut process = ChildGuard::spawn(cmd, &dir.path().join("watch.log"), what);
+        process.wait_port(port, LISTEN_TIMEOUT);
         LambdaWatch {
-            proc,
+            process,
             endpoint: format!("http://127.0.0.1:{port}"),
+            function: package.to_string(),
             _dir: dir,
         }
     }
 
-    /// Invoke once with a payload the function rejects, so that it is
-    /// compiled and running (the emulator builds on the first invocation).
-    pub fn warm_up(&self, function: &str) {
+    /// The emulator's and the function's output.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// Invoke once with `payload`, so that the function is compiled and running (the
+    /// emulator starts it on the first invocation). Any answer will do, even an error.
+    pub fn warm_up(&self, payload: &str) {
+        if let Err(e) = self.post(payload, FIRST_INVOKE_TIMEOUT) {
+            panic!("warm-up invocation failed: {e}\n{}", tail(&self.log(), 80));
+        }
+    }
+
+    /// Invoke the function through the Invoke API; its JSON answer.
+    pub fn try_invoke(&self, payload: &str, timeout: Duration) -> Result<Value, String> {
+        let (status, text) = self.post(payload, timeout)?;
+        if !status.is_success() {
+            return Err(format!("invoke answered {status}: {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("invoke result is not JSON ({e}): {text}"))
+    }
+
+    fn post(
+        &self,
+        payload: &str,
+        timeout: Duration,
+    ) -> Result<(reqwest::StatusCode, String), String> {
         let url = format!(
-            "{}/2015-03-31/functions/{function}/invocations",
-            self.endpoint
+            "{}/2015-03-31/functions/{}/invocations",
+            self.endpoint, self.function
         );
         let client = reqwest::blocking::Client::builder()
-            .timeout(CLI_TIMEOUT)
+            .timeout(timeout)
             .build()
-            .expect("client");
-        let resp = client.post(&url).body("{\"warm_up\": true}").send();
-        assert!(
-            resp.is_ok(),
-            "warm-up invocation failed: {resp:?}\n{}",
-            self.proc.log()
-        );
+            .map_err(|e| e.to_string())?;
+        let resp = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(payload.to_string())
+            .send()
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let status = resp.status();
+        let text = resp.text().map_err(|e| e.to_string())?;
+        Ok((status, text))
     }
 }
 
-/// A signed binary cache of the closures of some attributes of the offline
-/// package set, served by Python's HTTP server.
-pub struct BinaryCacheServer {
-    pub url: String,
-    pub public_key: String,
-    pub dir: PathBuf,
-    _server: Proc,
-    _tmp: tempfile::TempDir,
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-fn nix(program: &str, args: &[&str]) -> String {
-    let mut cmd = Command::new(program);
-    cmd.args(args).env("NIX_CONFIG", nix_config());
-    let out = output_within(&mut cmd, CLI_TIMEOUT);
+fn require_cargo_lambda() {
+    let ok = Command::new(cargo())
+        .args(["lambda", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "cargo-lambda is required for this test: `pip install cargo-lambda` \
+         (tests/run.sh installs it), then `pyenv rehash` if you use pyenv"
+    );
+}
+
+fn build(package: &str) {
+    let out = output_within(
+        Command::new(cargo())
+            .args(["build", "-p", package, "--bin", package])
+            .current_dir(workspace_root()),
+        BUILD_TIMEOUT,
+    );
     assert!(
         out.status.success(),
-        "{program} {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "building {package} failed:\n{}",
+        tail(&String::from_utf8_lossy(&out.stderr), 60)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-impl BinaryCacheServer {
-    pub fn start(attrs: &[&str]) -> BinaryCacheServer {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let pkgs = pkgs_path();
-        let mut args = vec![pkgs.to_str().expect("utf-8 path"), "--no-out-link"];
-        for a in attrs {
-            args.extend(["-A", a]);
-        }
-        let built = nix("nix-build", &args);
-        let paths: Vec<&str> = built.lines().filter(|l| l.starts_with('/')).collect();
-        let (sk, pk) = (tmp.path().join("sk"), tmp.path().join("pk"));
-        let name = format!("nixery-test-{}", std::process::id());
-        nix(
-            "nix-store",
-            &[
-                "--generate-binary-cache-key",
-                &name,
-                sk.to_str().expect("utf-8"),
-                pk.to_str().expect("utf-8"),
-            ],
-        );
-        let mut sign = vec![
-            "store",
-            "sign",
-            "--key-file",
-            sk.to_str().expect("utf-8"),
-            "--recursive",
-        ];
-        sign.extend(&paths);
-        nix("nix", &sign);
-        let dir = tmp.path().join("cache");
-        let to = format!("file://{}?compression=xz", dir.display());
-        let mut copy = vec!["copy", "--to", &to];
-        copy.extend(&paths);
-        nix("nix", &copy);
-        let port = free_port();
-        let mut cmd = Command::new("python3");
-        cmd.args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-        ])
-        .arg(&dir);
-        let mut server = spawn_logged(cmd, &tmp.path().join("http.log"), "python3 -m http.server");
-        wait_port(
-            port,
-            &mut server,
-            "binary cache HTTP server",
-            Duration::from_secs(30),
-        );
-        let public_key = std::fs::read_to_string(&pk)
-            .expect("public key")
-            .trim()
-            .to_string();
-        BinaryCacheServer {
-            url: format!("http://127.0.0.1:{port}"),
-            public_key,
-            dir,
-            _server: server,
-            _tmp: tmp,
-        }
-    }
 }

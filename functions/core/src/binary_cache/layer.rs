@@ -12,7 +12,7 @@ use tokio_util::io::SyncIoBridge;
 
 use super::nar::{read_nar, HashingReader, NarSink};
 use super::{fetch_error, BinaryCacheError, CacheTransport, NarCompression, NarInfo, Result};
-use crate::custom::Tree;
+use crate::customisation::Tree;
 use crate::pack::{Compression, LayerDigests, LayerWriter, PackError};
 
 /// Store directories and files have these modes in a Nix store, and so in `pack_paths` layers.

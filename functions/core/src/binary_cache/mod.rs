@@ -27,7 +27,7 @@ pub use nar::{read_nar, HashingReader, NarSink};
 pub use narinfo::{NarCompression, NarInfo, STORE_DIR};
 pub use signature::TrustedKeys;
 
-use crate::custom::Tree;
+use crate::customisation::Tree;
 use crate::graph::{ClosureGraph, PathInfo};
 use crate::pack::{Compression, LayerDigests, PackError};
 
@@ -56,8 +56,8 @@ pub enum BinaryCacheError {
     Pack { path: String, source: PackError },
     #[error("unsupported binary cache URL {0:?}: use http://, https:// or file://")]
     Url(String),
-    #[error("the blocking NAR task failed: {0}")]
-    Task(String),
+    #[error("the NAR task panicked or was cancelled: {0}")]
+    Interrupted(String),
 }
 
 type Result<T, E = BinaryCacheError> = std::result::Result<T, E>;
@@ -213,6 +213,6 @@ impl BinaryCache {
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || work(handle))
             .await
-            .map_err(|e| BinaryCacheError::Task(e.to_string()))?
+            .map_err(|e| BinaryCacheError::Interrupted(e.to_string()))?
     }
 }

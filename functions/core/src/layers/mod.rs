@@ -31,6 +31,10 @@ use join::{join_paths, path_counts};
 /// image at 125 layers, and the rest is kept for the customisation layer and headroom.
 pub const DEFAULT_LAYER_BUDGET: usize = 94;
 
+/// The largest layer budget for store paths: 125 layers in all, one of them the
+/// customisation layer.
+pub const MAX_LAYER_BUDGET: usize = 124;
+
 /// Layers beyond this many are merged even within budget: every layer costs a request
 /// and a manifest entry, and the smallest ones save little when shared.
 pub const TARGET_LAYERS: usize = 60;

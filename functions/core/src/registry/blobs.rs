@@ -4,7 +4,7 @@
 use super::error::{ErrorCode, RegistryError};
 use super::Registry;
 use crate::digest::{Digest, DigestError};
-use crate::storage::{BlobAccess, StorageError};
+use crate::storage::BlobAccess;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -31,12 +31,7 @@ pub(super) async fn get(
         let size = match reg.blob_sizes.get(&digest) {
             Some(size) => size,
             None => {
-                let size = reg
-                    .blobs
-                    .size(&digest)
-                    .await
-                    .map_err(storage_error)?
-                    .ok_or_else(unknown)?;
+                let size = reg.blobs.size(&digest).await?.ok_or_else(unknown)?;
                 reg.blob_sizes.put(&digest, &size);
                 size
             }
@@ -50,12 +45,7 @@ pub(super) async fn get(
     let access = match reg.local_blobs.get(&digest) {
         Some(path) => BlobAccess::File(path),
         None => {
-            let access = reg
-                .blobs
-                .access(&digest)
-                .await
-                .map_err(storage_error)?
-                .ok_or_else(unknown)?;
+            let access = reg.blobs.access(&digest).await?.ok_or_else(unknown)?;
             // Local paths are stable; presigned URLs expire and are never kept.
             if let BlobAccess::File(path) = &access {
                 reg.local_blobs.put(&digest, path);
@@ -105,13 +95,4 @@ pub(super) fn parse_digest(s: &str) -> Result<Digest, RegistryError> {
         DigestError::Malformed(_) => RegistryError::new(ErrorCode::DigestInvalid, e.to_string()),
         DigestError::Unsupported(_) => RegistryError::new(ErrorCode::DigestInvalid, e.to_string()),
     })
-}
-
-/// Storage failures are logged in full and reach the client as a short 500.
-pub(super) fn storage_error(e: StorageError) -> RegistryError {
-    tracing::error!(error = %e, "storage error");
-    RegistryError::new(
-        ErrorCode::Unknown,
-        "the registry's storage failed; see the server log",
-    )
 }

@@ -1,9 +1,19 @@
 //! Registry errors, each declared once with its code and HTTP status, and
 //! rendered as `{"errors":[{"code","message","detail"}]}`.
+//!
+//! The one rule for failures inside the registry, in the `From` impls below: log them in full
+//! here, and tell the client what it can act on, never internals (paths, URLs, stderr,
+//! storage or AWS details).
 
+use crate::builder::{BuildError, RemoteError};
+use crate::nix::NixError;
+use crate::storage::StorageError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+
+/// Seconds a client is asked to wait before retrying a build that is still running.
+pub const RETRY_AFTER_SECS: u64 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -11,7 +21,6 @@ pub enum ErrorCode {
     DigestInvalid,
     ManifestUnknown,
     NameInvalid,
-    NameUnknown,
     TagInvalid,
     Unsupported,
     MethodNotAllowed,
@@ -29,7 +38,6 @@ impl ErrorCode {
             DigestInvalid => ("DIGEST_INVALID", StatusCode::BAD_REQUEST),
             ManifestUnknown => ("MANIFEST_UNKNOWN", StatusCode::NOT_FOUND),
             NameInvalid => ("NAME_INVALID", StatusCode::BAD_REQUEST),
-            NameUnknown => ("NAME_UNKNOWN", StatusCode::NOT_FOUND),
             TagInvalid => ("TAG_INVALID", StatusCode::BAD_REQUEST),
             Unsupported => ("UNSUPPORTED", StatusCode::NOT_FOUND),
             MethodNotAllowed => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
@@ -66,6 +74,77 @@ impl RegistryError {
 
     pub fn status(&self) -> StatusCode {
         self.code.parts().1
+    }
+
+    /// A 429 that tells the client when to come back.
+    pub fn retry_later(message: impl Into<String>, secs: u64) -> Self {
+        let mut e = RegistryError::new(ErrorCode::TooManyRequests, message);
+        e.retry_after = Some(secs);
+        e
+    }
+}
+
+impl From<StorageError> for RegistryError {
+    fn from(e: StorageError) -> Self {
+        tracing::error!(error = %e, "storage error");
+        RegistryError::new(
+            ErrorCode::Unknown,
+            "the registry's storage failed; see the server log",
+        )
+    }
+}
+
+impl From<&BuildError> for RegistryError {
+    fn from(e: &BuildError) -> Self {
+        use BuildError as B;
+        match e {
+            B::UnknownPackages { missing, .. } => {
+                RegistryError::new(ErrorCode::ManifestUnknown, e.to_string())
+                    .with_detail(json!({ "missing": missing }))
+            }
+            B::Nix(NixError::Timeout { .. }) | B::LeaseTimeout(_) => {
+                tracing::warn!(error = %e, "build timed out");
+                RegistryError::new(ErrorCode::Unavailable, e.to_string())
+            }
+            B::Remote(RemoteError::Throttled) => RegistryError::retry_later(
+                "the registry is building many images; retry shortly",
+                RETRY_AFTER_SECS,
+            ),
+            B::Remote(RemoteError::Timeout(_)) => {
+                RegistryError::new(ErrorCode::Unavailable, e.to_string())
+            }
+            B::Remote(RemoteError::Failed {
+                unavailable,
+                message,
+            }) => {
+                let code = match unavailable {
+                    true => ErrorCode::Unavailable,
+                    false => ErrorCode::Unknown,
+                };
+                RegistryError::new(code, message.clone())
+            }
+            _ => {
+                tracing::error!(error = %e, "image build failed");
+                RegistryError::new(
+                    ErrorCode::Unknown,
+                    format!("the image build failed ({}); see the server log", stage(e)),
+                )
+            }
+        }
+    }
+}
+
+/// Where a build failed, in words a client may see.
+fn stage(e: &BuildError) -> &'static str {
+    use BuildError as B;
+    match e {
+        B::Nix(_) => "evaluating the package set with Nix",
+        B::Storage(_) => "storing the image",
+        B::Pack(_) | B::StorePath { .. } => "packing a layer",
+        B::Image(_) => "writing the image metadata",
+        B::Cache(_) => "fetching store paths from the binary cache",
+        B::Remote(_) => "in the builder function",
+        B::UnknownPackages { .. } | B::LeaseTimeout(_) | B::Interrupted(_) => "inside the registry",
     }
 }
 

@@ -1,19 +1,15 @@
 //! `GET|HEAD /v2/<name>/manifests/<tag|digest>`: by digest from the blob
 //! store, by tag from the builder (cache or build).
 
-use super::blobs::{parse_digest, storage_error};
-use super::error::{ErrorCode, RegistryError};
+use super::blobs::parse_digest;
+use super::error::{ErrorCode, RegistryError, RETRY_AFTER_SECS};
 use super::Registry;
-use crate::build::BuildError;
 use crate::image::{manifest_media_type, DOCKER_MANIFEST, OCI_MANIFEST};
 use crate::name::{valid_tag, ImageName};
-use crate::nix::NixError;
 use crate::storage::ManifestEntry;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::Response;
-use serde_json::json;
-use std::sync::Arc;
 
 pub(super) async fn get(
     reg: &Registry,
@@ -42,12 +38,7 @@ pub(super) async fn get(
     let (bytes, media_type) = match reg.manifests.get(&digest) {
         Some(hit) => hit,
         None => {
-            let bytes = reg
-                .blobs
-                .get_bytes(&digest)
-                .await
-                .map_err(storage_error)?
-                .ok_or_else(unknown)?;
+            let bytes = reg.blobs.get_bytes(&digest).await?.ok_or_else(unknown)?;
             let media_type = manifest_media_type(&bytes).ok_or_else(unknown)?;
             // Content-addressed, so never stale.
             reg.manifests.put(&digest, &(bytes.clone(), media_type));
@@ -96,42 +87,21 @@ async fn build(reg: &Registry, name: &str, tag: &str) -> Result<ManifestEntry, R
         Some(budget) => match tokio::time::timeout(budget, fut).await {
             Ok(r) => r,
             Err(_) => {
-                let mut e = RegistryError::new(
-                    ErrorCode::TooManyRequests,
+                return Err(RegistryError::retry_later(
                     format!("image {name} is still being built; retry shortly"),
-                );
-                e.retry_after = Some(10);
-                return Err(e);
+                    RETRY_AFTER_SECS,
+                ))
             }
         },
         None => fut.await,
     };
     result.map_err(|e| {
-        reg.record_error(&format!("{name}:{tag}"), &e.to_string());
-        build_error(&e)
+        let err = RegistryError::from(e.as_ref());
+        reg.record_error(&format!("{name}:{tag}"), &err.message);
+        err
     })
 }
 
 fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
-}
-
-fn build_error(e: &Arc<BuildError>) -> RegistryError {
-    match e.as_ref() {
-        BuildError::UnknownPackages { missing, .. } => {
-            RegistryError::new(ErrorCode::ManifestUnknown, e.to_string())
-                .with_detail(json!({"missing": missing}))
-        }
-        BuildError::Nix(NixError::Timeout { .. }) | BuildError::LeaseTimeout(_) => {
-            RegistryError::new(ErrorCode::Unavailable, e.to_string())
-        }
-        BuildError::Storage(_) | BuildError::Task(_) => {
-            tracing::error!(error = %e, "build failed");
-            RegistryError::new(
-                ErrorCode::Unknown,
-                "the image build failed inside the registry; see the server log",
-            )
-        }
-        _ => RegistryError::new(ErrorCode::Unknown, format!("image build failed: {e}")),
-    }
 }

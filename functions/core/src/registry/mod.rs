@@ -7,7 +7,7 @@ mod landing;
 mod manifests;
 mod paths;
 
-use crate::build::Builder;
+use crate::builder::Builder;
 use crate::digest::Digest;
 use crate::memo::Memo;
 use crate::storage::BlobStore;
@@ -26,6 +26,10 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 /// How many recent build errors the landing page shows.
 const RECENT_ERRORS: usize = 20;
+/// Manifests kept in memory by digest (a few KiB each).
+const MANIFEST_MEMO: usize = 1024;
+/// Blob sizes and local blob paths kept in memory (a few dozen bytes each).
+const BLOB_MEMO: usize = 65536;
 
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
@@ -59,12 +63,13 @@ impl Registry {
             builder,
             settings,
             recent_errors: Mutex::default(),
-            manifests: Memo::new(1024),
-            blob_sizes: Memo::new(65536),
-            local_blobs: Memo::new(65536),
+            manifests: Memo::new(MANIFEST_MEMO),
+            blob_sizes: Memo::new(BLOB_MEMO),
+            local_blobs: Memo::new(BLOB_MEMO),
         })
     }
 
+    /// Remember a failed build for the landing page; `error` is what the client was told.
     fn record_error(&self, image: &str, error: &str) {
         let mut q = self.recent_errors.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() == RECENT_ERRORS {

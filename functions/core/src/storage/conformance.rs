@@ -1,6 +1,14 @@
-//! One conformance suite for every blob store and index implementation
-//! (local here; S3 and DynamoDB in the AWS crate), so that all backends
-//! promise the same things. Panics on the first broken promise.
+//! One conformance suite for every blob store and index (local here; S3 and DynamoDB in the
+//! AWS crate), so that all backends keep the same promises. Compiled only for tests and under
+//! the `conformance` feature, never into production.
+//!
+//! Each scenario is its own test, stamped out per backend by [`blob_store_conformance!`] and
+//! [`index_conformance!`], so that one broken promise does not hide the others:
+//!
+//! ```ignore
+//! async fn redb() -> (Arc<dyn Index>, tempfile::TempDir) { ... }
+//! nixery_core::index_conformance!(redb);
+//! ```
 
 use super::{BlobAccess, BlobRef, BlobStore, Index, LayerEntry, ManifestEntry};
 use crate::digest::Digest;
@@ -8,7 +16,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn layer(n: u8) -> LayerEntry {
+/// A layer entry whose fields all derive from `n`.
+pub fn layer(n: u8) -> LayerEntry {
     LayerEntry {
         digest: Digest::of(&[n]),
         diff_id: Digest::of(&[n, n]),
@@ -17,18 +26,51 @@ fn layer(n: u8) -> LayerEntry {
     }
 }
 
-/// Put, size, read back, idempotent re-put, and absence.
-pub async fn blob_store(store: &dyn BlobStore, scratch: &Path) {
-    let data = b"layer bytes".to_vec();
-    let digest = Digest::of(&data);
-    assert_eq!(
-        store.size(&digest).await.expect("size"),
-        None,
-        "fresh store has the blob"
-    );
+/// Stamps out one `#[tokio::test]` per blob-store scenario. `$make` is an async fn returning
+/// `(Arc<dyn BlobStore>, scratch: PathBuf, guard)`; the guard keeps the backend alive.
+#[macro_export]
+macro_rules! blob_store_conformance {
+    ($make:path) => {
+        $crate::blob_store_conformance!(@each $make,
+            absent_blob_is_none, put_file_then_read_back, storing_again_succeeds, small_blobs);
+    };
+    (@each $make:path, $($scenario:ident),*) => {$(
+        #[tokio::test]
+        async fn $scenario() {
+            let (store, scratch, _guard) = $make().await;
+            $crate::storage::conformance::$scenario(store.as_ref(), &scratch).await;
+        }
+    )*};
+}
+
+/// Stamps out one `#[tokio::test]` per index scenario. `$make` is an async fn returning
+/// `(Arc<dyn Index>, guard)`; the guard keeps the backend alive.
+#[macro_export]
+macro_rules! index_conformance {
+    ($make:path) => {
+        $crate::index_conformance!(@each $make,
+            layers_are_inserted_once, manifests_are_inserted_once, racing_inserts_have_one_winner,
+            leases_exclude_other_owners, expired_leases_can_be_taken);
+    };
+    (@each $make:path, $($scenario:ident),*) => {$(
+        #[tokio::test]
+        async fn $scenario() {
+            let (index, _guard) = $make().await;
+            $crate::storage::conformance::$scenario(index).await;
+        }
+    )*};
+}
+
+pub async fn absent_blob_is_none(store: &dyn BlobStore, _scratch: &Path) {
+    let digest = Digest::of(b"never stored");
+    assert_eq!(store.size(&digest).await.expect("size"), None);
     assert!(store.get_bytes(&digest).await.expect("get").is_none());
     assert!(store.access(&digest).await.expect("access").is_none());
+}
 
+pub async fn put_file_then_read_back(store: &dyn BlobStore, scratch: &Path) {
+    let data = b"layer bytes".to_vec();
+    let digest = Digest::of(&data);
     let file = scratch.join("upload-1");
     std::fs::write(&file, &data).expect("write scratch");
     store.put_file(&digest, &file).await.expect("put_file");
@@ -45,37 +87,45 @@ pub async fn blob_store(store: &dyn BlobStore, scratch: &Path) {
         Some(BlobAccess::Redirect(url)) => assert!(!url.is_empty()),
         None => panic!("stored blob not accessible"),
     }
+}
 
-    // Content addressing: storing the same digest again succeeds.
-    let again = scratch.join("upload-2");
-    std::fs::write(&again, &data).expect("write scratch");
-    store.put_file(&digest, &again).await.expect("re-put_file");
+/// Content addressing: storing the same digest again succeeds, by file or by bytes.
+pub async fn storing_again_succeeds(store: &dyn BlobStore, scratch: &Path) {
+    let data = b"stored twice".to_vec();
+    let digest = Digest::of(&data);
+    for name in ["first", "second"] {
+        let file = scratch.join(name);
+        std::fs::write(&file, &data).expect("write scratch");
+        store.put_file(&digest, &file).await.expect("put_file");
+    }
     store
         .put_bytes(&digest, data.clone().into())
         .await
         .expect("re-put_bytes");
-
-    let small = b"{\"manifest\":true}".to_vec();
-    let d2 = Digest::of(&small);
-    store
-        .put_bytes(&d2, small.clone().into())
-        .await
-        .expect("put_bytes");
     assert_eq!(
-        store.get_bytes(&d2).await.expect("get").as_deref(),
-        Some(&small[..])
+        store.get_bytes(&digest).await.expect("get").as_deref(),
+        Some(&data[..])
     );
 }
 
-/// Conditional inserts (also under races), batch reads, and leases.
-pub async fn index(index: Arc<dyn Index>) {
-    layers(index.as_ref()).await;
-    manifests(index.as_ref()).await;
-    racing_inserts(index.clone()).await;
-    leases(index.as_ref()).await;
+pub async fn small_blobs(store: &dyn BlobStore, _scratch: &Path) {
+    let small = b"{\"manifest\":true}".to_vec();
+    let digest = Digest::of(&small);
+    store
+        .put_bytes(&digest, small.clone().into())
+        .await
+        .expect("put_bytes");
+    assert_eq!(
+        store.get_bytes(&digest).await.expect("get").as_deref(),
+        Some(&small[..])
+    );
+    assert_eq!(
+        store.size(&digest).await.expect("size"),
+        Some(small.len() as u64)
+    );
 }
 
-async fn layers(index: &dyn Index) {
+pub async fn layers_are_inserted_once(index: Arc<dyn Index>) {
     let keys: Vec<String> = (1..=3).map(|n| format!("layer-{n}")).collect();
     assert!(index.get_layers(&keys).await.expect("get").is_empty());
     assert!(index.put_layer("layer-1", &layer(1)).await.expect("put"));
@@ -88,7 +138,7 @@ async fn layers(index: &dyn Index) {
     assert_eq!(got["layer-3"], layer(3));
 }
 
-async fn manifests(index: &dyn Index) {
+pub async fn manifests_are_inserted_once(index: Arc<dyn Index>) {
     let entry = ManifestEntry {
         docker: BlobRef {
             digest: Digest::of(b"d"),
@@ -105,7 +155,7 @@ async fn manifests(index: &dyn Index) {
     assert_eq!(index.get_manifest("m").await.expect("get"), Some(entry));
 }
 
-async fn racing_inserts(index: Arc<dyn Index>) {
+pub async fn racing_inserts_have_one_winner(index: Arc<dyn Index>) {
     let tasks: Vec<_> = (0..16u8)
         .map(|n| {
             let index = index.clone();
@@ -121,8 +171,8 @@ async fn racing_inserts(index: Arc<dyn Index>) {
     assert_eq!(got.len(), 1);
 }
 
-async fn leases(index: &dyn Index) {
-    let ttl = Duration::from_secs(2);
+pub async fn leases_exclude_other_owners(index: Arc<dyn Index>) {
+    let ttl = Duration::from_secs(60);
     assert!(index.acquire_lease("build", "a", ttl).await.expect("lease"));
     assert!(
         !index.acquire_lease("build", "b", ttl).await.expect("lease"),
@@ -138,7 +188,12 @@ async fn leases(index: &dyn Index) {
         index.acquire_lease("build", "b", ttl).await.expect("lease"),
         "released lease"
     );
-    // Expiry: after the TTL another owner may take it.
+}
+
+pub async fn expired_leases_can_be_taken(index: Arc<dyn Index>) {
+    let ttl = Duration::from_secs(2);
+    assert!(index.acquire_lease("build", "a", ttl).await.expect("lease"));
+    assert!(!index.acquire_lease("build", "c", ttl).await.expect("lease"));
     tokio::time::sleep(ttl + Duration::from_millis(300)).await;
     assert!(
         index.acquire_lease("build", "c", ttl).await.expect("lease"),
@@ -152,52 +207,26 @@ mod tests {
     use super::*;
     use crate::storage::fs::FsBlobStore;
     use crate::storage::redb::RedbIndex;
+    use std::path::PathBuf;
 
-    #[tokio::test]
-    async fn local_blob_store_conforms() {
+    async fn local_blobs() -> (Arc<dyn BlobStore>, PathBuf, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FsBlobStore::open(dir.path()).expect("open");
-        blob_store(&store, store.tmp_dir()).await;
+        let scratch = store.tmp_dir().to_path_buf();
+        (Arc::new(store), scratch, dir)
     }
 
-    #[tokio::test]
-    async fn redb_index_conforms() {
+    async fn redb_index() -> (Arc<dyn Index>, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let idx = RedbIndex::open(&dir.path().join("index.redb")).expect("open");
-        index(Arc::new(idx)).await;
+        (Arc::new(idx), dir)
     }
 
-    #[tokio::test]
-    async fn redb_lists_layers_within_a_closure() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let idx = RedbIndex::open(&dir.path().join("index.redb")).expect("open");
-        for n in 1..=3 {
-            assert!(idx
-                .put_layer(&format!("k{n}"), &layer(n))
-                .await
-                .expect("put"));
-        }
-        let closure = [layer(1), layer(3)]
-            .iter()
-            .flat_map(|l| l.contents.clone())
-            .collect();
-        let mut got = idx.layers_within(&closure).await.expect("list");
-        got.sort_by_key(|e| e.size);
-        assert_eq!(got, vec![layer(1), layer(3)]);
+    mod fs_blob_store {
+        crate::blob_store_conformance!(super::local_blobs);
     }
 
-    #[tokio::test]
-    async fn redb_index_survives_reopen() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("index.redb");
-        {
-            let idx = RedbIndex::open(&path).expect("open");
-            assert!(idx.put_layer("k", &layer(1)).await.expect("put"));
-        }
-        let idx = RedbIndex::open(&path).expect("reopen");
-        assert_eq!(
-            idx.get_layers(&["k".into()]).await.expect("get")["k"],
-            layer(1)
-        );
+    mod redb {
+        crate::index_conformance!(super::redb_index);
     }
 }

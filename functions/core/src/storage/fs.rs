@@ -2,7 +2,7 @@
 //! file under `<root>/tmp`, fsynced, renamed into place and the directory
 //! fsynced, so that a blob is either whole or absent after a crash.
 
-use super::{BlobAccess, BlobStore, StorageError};
+use super::{blocking, BlobAccess, BlobStore, StorageError};
 use crate::digest::Digest;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -102,13 +102,4 @@ impl BlobStore for FsBlobStore {
             .await?
             .map(|_| BlobAccess::File(self.path(digest))))
     }
-}
-
-/// Run blocking file work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StorageError::Index(format!("storage task failed: {e}")))?
 }

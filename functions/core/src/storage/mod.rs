@@ -2,8 +2,10 @@
 //!
 //! Two implementations ship in the core (`fs` for blobs, `redb` for the index);
 //! the AWS crate adds S3 and DynamoDB. An index entry always points at a blob
-//! that exists: callers write the blob first and the entry after.
+//! that exists: callers write the blob first and the entry after. Every
+//! implementation runs the same `conformance` suite.
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod fs;
 pub mod redb;
@@ -23,10 +25,17 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("index: {0}")]
-    Index(String),
+    /// A storage service (redb, S3, DynamoDB) failed; the message names the service and
+    /// the operation, never credentials or request bodies.
+    #[error("{service}: {message}")]
+    Backend {
+        service: &'static str,
+        message: String,
+    },
     #[error("corrupt entry {key}: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error("a storage task panicked or was cancelled: {0}")]
+    Interrupted(String),
 }
 
 impl StorageError {
@@ -36,6 +45,30 @@ impl StorageError {
             source,
         }
     }
+
+    pub fn backend(service: &'static str, message: impl std::fmt::Display) -> Self {
+        StorageError::Backend {
+            service,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Run blocking file or database work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Interrupted(e.to_string()))?
+}
+
+/// Milliseconds since the Unix epoch: lease expiry times are stored this way.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// How a client gets a blob's bytes.

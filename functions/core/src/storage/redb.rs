@@ -2,15 +2,14 @@
 //! transactions, which gives the conditional inserts and leases their
 //! atomicity.
 
-use super::fs::blocking;
-use super::{Index, LayerEntry, ManifestEntry, StorageError};
+use super::{blocking, now_ms, Index, LayerEntry, ManifestEntry, StorageError};
 use ::redb::{Database, ReadableTable, TableDefinition};
 use async_trait::async_trait;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers");
 const MANIFESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("manifests");
@@ -23,20 +22,13 @@ pub struct RedbIndex {
 }
 
 fn err(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Index(e.to_string())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    StorageError::backend("redb", e)
 }
 
 impl RedbIndex {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let db = Database::create(path)
-            .map_err(|e| StorageError::Index(format!("{}: {e}", path.display())))?;
+            .map_err(|e| StorageError::backend("redb", format!("{}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(err)?;
         for t in [LAYERS, MANIFESTS] {
             txn.open_table(t).map_err(err)?;
@@ -193,5 +185,45 @@ impl Index for RedbIndex {
             txn.commit().map_err(err)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::conformance::layer;
+
+    #[tokio::test]
+    async fn redb_lists_layers_within_a_closure() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let idx = RedbIndex::open(&dir.path().join("index.redb")).expect("open");
+        for n in 1..=3 {
+            assert!(idx
+                .put_layer(&format!("k{n}"), &layer(n))
+                .await
+                .expect("put"));
+        }
+        let closure = [layer(1), layer(3)]
+            .iter()
+            .flat_map(|l| l.contents.clone())
+            .collect();
+        let mut got = idx.layers_within(&closure).await.expect("list");
+        got.sort_by_key(|e| e.size);
+        assert_eq!(got, vec![layer(1), layer(3)]);
+    }
+
+    #[tokio::test]
+    async fn redb_index_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.redb");
+        {
+            let idx = RedbIndex::open(&path).expect("open");
+            assert!(idx.put_layer("k", &layer(1)).await.expect("put"));
+        }
+        let idx = RedbIndex::open(&path).expect("reopen");
+        assert_eq!(
+            idx.get_layers(&["k".into()]).await.expect("get")["k"],
+            layer(1)
+        );
     }
 }

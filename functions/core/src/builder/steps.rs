@@ -1,20 +1,19 @@
 //! The steps of one image build, each logged with its duration.
 
-use super::local::Context;
-use super::store::LayerOut;
-use super::{BuildError, LAYER_FORMAT};
-use crate::custom::customisation_entries;
+use super::nix_builder::BuildContext as Context;
+use super::{layer_key, BuildError};
+use crate::customisation::customisation_entries;
 use crate::digest::Digest;
+use crate::events;
 use crate::graph::ClosureGraph;
 use crate::image::{image_docs, LayerDesc};
 use crate::layers::{group_layers, GroupingOptions, LayerGroup};
 use crate::name::ImageName;
-use crate::pack::{pack_entries, PackError};
-use crate::storage::StorageError;
-use crate::storage::{BlobRef, LayerEntry, ManifestEntry};
+use crate::pack::{pack_entries, Compression, PackError};
+use crate::storage::{BlobRef, LayerEntry, ManifestEntry, StorageError};
+use crate::store_paths::LayerOut;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
@@ -100,18 +99,8 @@ pub(super) async fn build_image(
 }
 
 fn step(image: &ImageName, name: &str, since: Instant) {
-    tracing::info!(image = %image, step = name, elapsed_ms = since.elapsed().as_millis() as u64, "build step");
-}
-
-/// The key of a store-path layer: its contents and the packing format.
-pub fn layer_key(group: &LayerGroup) -> String {
-    let mut h = Sha256::new();
-    h.update(LAYER_FORMAT);
-    for p in &group.contents {
-        h.update([0]);
-        h.update(p);
-    }
-    format!("layer-{}", hex::encode(h.finalize()))
+    let elapsed_ms = since.elapsed().as_millis() as u64;
+    tracing::info!(image = %image, step = name, elapsed_ms, "{}", events::BUILD_STEP);
 }
 
 /// Reuse the layers the index has and pack the rest, in group order.
@@ -127,7 +116,7 @@ async fn store_layers(
         async move {
             match hit {
                 Some(e) if ctx.blobs.size(&e.digest).await?.is_some() => {
-                    tracing::info!(digest = %e.digest, paths = e.contents.len(), "layer reused");
+                    tracing::info!(digest = %e.digest, paths = e.contents.len(), "{}", events::LAYER_REUSED);
                     Ok(e)
                 }
                 _ => pack_store_layer(&ctx, key, group).await,
@@ -156,11 +145,11 @@ async fn pack_store_layer(
 ) -> Result<LayerEntry, BuildError> {
     let t = Instant::now();
     let (file, path) = temp_file(ctx)?;
-    let digests = match ctx
+    let packed = ctx
         .store
-        .pack(group.contents.clone(), file, ctx.settings.compression)
-        .await
-    {
+        .pack(group.contents.clone(), file, Compression::default())
+        .await;
+    let digests = match packed {
         Ok(d) => d,
         Err(e) => {
             let _ = std::fs::remove_file(&path);
@@ -168,20 +157,16 @@ async fn pack_store_layer(
         }
     };
     let entry = LayerEntry {
-        digest: parse(&digests.digest)?,
-        diff_id: parse(&digests.diff_id)?,
+        digest: digests.digest,
+        diff_id: digests.diff_id,
         size: digests.size,
         contents: group.contents,
     };
     ctx.blobs.put_file(&entry.digest, &path).await?;
     ctx.index.put_layer(&key, &entry).await?;
-    tracing::info!(digest = %entry.digest, size = entry.size, paths = entry.contents.len(), elapsed_ms = t.elapsed().as_millis() as u64, "layer packed");
+    let elapsed_ms = t.elapsed().as_millis() as u64;
+    tracing::info!(digest = %entry.digest, size = entry.size, paths = entry.contents.len(), elapsed_ms, "{}", events::LAYER_PACKED);
     Ok(entry)
-}
-
-fn parse(d: &str) -> Result<Digest, BuildError> {
-    d.parse()
-        .map_err(|e| BuildError::Task(format!("packer returned a bad digest: {e}")))
 }
 
 /// A temp file in the scratch dir for a layer being packed.
@@ -204,15 +189,14 @@ async fn customisation_layer(
         let tree = ctx.store.tree(&p).await?;
         trees.push((p, tree));
     }
-    let compression = ctx.settings.compression;
     let (mut out, path) = temp_file(ctx)?;
     let packed = tokio::task::spawn_blocking(move || {
-        let d = pack_entries(&customisation_entries(&trees), &mut out, compression)?;
+        let entries = customisation_entries(&trees);
+        let d = pack_entries(&entries, &mut out, Compression::default())?;
         out.flush().map_err(PackError::Output)?;
         Ok::<_, PackError>(d)
     })
-    .await
-    .map_err(|e| BuildError::Task(e.to_string()))?;
+    .await?;
     let digests = match packed {
         Ok(d) => d,
         Err(e) => {
@@ -221,8 +205,8 @@ async fn customisation_layer(
         }
     };
     let desc = LayerDesc {
-        digest: parse(&digests.digest)?,
-        diff_id: parse(&digests.diff_id)?,
+        digest: digests.digest,
+        diff_id: digests.diff_id,
         size: digests.size,
     };
     ctx.blobs.put_file(&desc.digest, &path).await?;
@@ -237,18 +221,16 @@ async fn write_docs(
     layers: &[LayerDesc],
 ) -> Result<ManifestEntry, BuildError> {
     let docs = image_docs(image.arch, layers, image.has_shell())?;
-    let mut refs = Vec::new();
-    for bytes in [docs.config, docs.docker_manifest, docs.oci_manifest] {
-        let digest = Digest::of(&bytes);
-        let size = bytes.len() as u64;
-        ctx.blobs.put_bytes(&digest, bytes.into()).await?;
-        refs.push(BlobRef { digest, size });
-    }
-    let oci = refs
-        .pop()
-        .ok_or_else(|| BuildError::Task("missing manifest".into()))?;
-    let docker = refs
-        .pop()
-        .ok_or_else(|| BuildError::Task("missing manifest".into()))?;
+    // The config first: a manifest is stored only once what it points at is.
+    put_doc(ctx, docs.config).await?;
+    let docker = put_doc(ctx, docs.docker_manifest).await?;
+    let oci = put_doc(ctx, docs.oci_manifest).await?;
     Ok(ManifestEntry { docker, oci })
+}
+
+async fn put_doc(ctx: &Context, bytes: Vec<u8>) -> Result<BlobRef, BuildError> {
+    let digest = Digest::of(&bytes);
+    let size = bytes.len() as u64;
+    ctx.blobs.put_bytes(&digest, bytes.into()).await?;
+    Ok(BlobRef { digest, size })
 }

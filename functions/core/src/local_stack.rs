@@ -1,13 +1,13 @@
 //! The single-machine stack: filesystem blobs, redb index, and the local
 //! Nix store (or a binary cache) behind the core traits.
 
-use crate::build::store::StorePaths;
-use crate::build::{BuildSettings, LocalBuilder};
+use crate::builder::{BuildContext, BuildSettings, NixBuilder};
 use crate::nix::{Nix, NixError};
 use crate::source::PackageSource;
 use crate::storage::fs::FsBlobStore;
 use crate::storage::redb::RedbIndex;
 use crate::storage::StorageError;
+use crate::store_paths::StorePaths;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,7 @@ pub enum OpenError {
 pub struct LocalStack {
     pub blobs: Arc<FsBlobStore>,
     pub index: Arc<RedbIndex>,
-    pub builder: Arc<LocalBuilder>,
+    pub builder: Arc<NixBuilder>,
 }
 
 impl LocalStack {
@@ -38,17 +38,15 @@ impl LocalStack {
     ) -> Result<Self, OpenError> {
         let blobs = Arc::new(FsBlobStore::open(storage)?);
         let index = Arc::new(RedbIndex::open(&storage.join("index.redb"))?);
-        let nix = Nix::new(&storage.join("nix"), nix_timeout)?;
-        let scratch = blobs.tmp_dir().to_path_buf();
-        let builder = Arc::new(LocalBuilder::new(
-            nix,
+        let builder = Arc::new(NixBuilder::new(BuildContext {
+            nix: Nix::new(&storage.join("nix"), nix_timeout)?,
             store,
             source,
-            blobs.clone(),
-            index.clone(),
-            scratch,
+            blobs: blobs.clone(),
+            index: index.clone(),
+            scratch: blobs.tmp_dir().to_path_buf(),
             settings,
-        ));
+        }));
         Ok(LocalStack {
             blobs,
             index,

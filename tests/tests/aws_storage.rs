@@ -1,51 +1,47 @@
-//! The core's storage conformance suite against the AWS adapters, on real
-//! wire-protocol servers: s3s-fs for S3 and moto_server for DynamoDB.
+//! The core's storage conformance suite against the AWS adapters, on real wire-protocol
+//! servers: s3s-fs for S3 and moto_server for DynamoDB; and what only S3 does (multipart
+//! uploads, presigned URLs).
 
 use nixery_aws::dynamo::DynamoIndex;
 use nixery_aws::s3::{object_key, S3BlobStore};
 use nixery_core::digest::Digest;
-use nixery_core::storage::{conformance, BlobAccess, BlobStore};
-use nixery_e2e::harness::aws::{AwsServer, ACCESS_KEY, REGION, SECRET_KEY};
+use nixery_core::storage::{BlobAccess, BlobStore, Index};
+use nixery_e2e::harness::aws::{create_bucket, dynamodb_client, s3_client, AwsServer, TABLE};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-
-async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    nixery_aws::clients::static_config(endpoint, ACCESS_KEY, SECRET_KEY, REGION).await
-}
 
 async fn s3_store(server: &AwsServer, bucket: &str) -> S3BlobStore {
-    let conf = sdk(&server.endpoint).await;
-    let client = nixery_aws::clients::s3_with_path_style(&conf, true);
-    client
-        .create_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("create bucket");
-    S3BlobStore::new(client, bucket, Duration::from_secs(60))
+    let client = s3_client(&server.endpoint).await;
+    create_bucket(&client, bucket).await;
+    S3BlobStore::new(client, bucket)
 }
 
-pub async fn dynamo_index(server: &AwsServer, table: &str) -> DynamoIndex {
-    let client = nixery_aws::clients::dynamodb(&sdk(&server.endpoint).await);
-    DynamoIndex::create_table(&client, table)
-        .await
-        .expect("create table");
-    DynamoIndex::new(client, table)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn s3_blob_store_conforms() {
+async fn s3() -> (Arc<dyn BlobStore>, PathBuf, (AwsServer, tempfile::TempDir)) {
     let server = AwsServer::s3s_fs();
     let store = s3_store(&server, "blobs").await;
     let scratch = tempfile::tempdir().expect("scratch");
-    conformance::blob_store(&store, scratch.path()).await;
+    (
+        Arc::new(store),
+        scratch.path().to_path_buf(),
+        (server, scratch),
+    )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn dynamodb_index_conforms() {
+async fn dynamodb() -> (Arc<dyn Index>, AwsServer) {
     let server = AwsServer::moto();
-    let index = dynamo_index(&server, "nixery-index").await;
-    conformance::index(Arc::new(index)).await;
+    let client = dynamodb_client(&server.endpoint).await;
+    DynamoIndex::create_table(&client, TABLE)
+        .await
+        .expect("create table");
+    (Arc::new(DynamoIndex::new(client, TABLE)), server)
+}
+
+mod s3_blob_store {
+    nixery_core::blob_store_conformance!(super::s3);
+}
+
+mod dynamodb_index {
+    nixery_core::index_conformance!(super::dynamodb);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

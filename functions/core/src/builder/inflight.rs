@@ -24,7 +24,7 @@ impl<T: Clone, E> Default for InFlight<T, E> {
 impl<T, E> InFlight<T, E>
 where
     T: Clone + Send + Sync + 'static,
-    E: Send + Sync + 'static + From<String>,
+    E: Send + Sync + 'static + From<tokio::task::JoinError>,
 {
     /// Join the build for `key`, or start `make()` as it if none is running.
     pub fn run<F>(&self, key: &str, make: impl FnOnce() -> F) -> SharedResult<T, E>
@@ -40,9 +40,7 @@ where
         let fut = async move {
             let result = match handle.await {
                 Ok(r) => r.map_err(Arc::new),
-                Err(e) => Err(Arc::new(E::from(format!(
-                    "build task panicked or was cancelled: {e}"
-                )))),
+                Err(e) => Err(Arc::new(E::from(e))),
             };
             map.lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -65,10 +63,10 @@ mod tests {
     use std::time::Duration;
 
     #[derive(Debug)]
-    struct E(#[allow(dead_code)] String);
-    impl From<String> for E {
-        fn from(s: String) -> Self {
-            E(s)
+    struct E;
+    impl From<tokio::task::JoinError> for E {
+        fn from(_: tokio::task::JoinError) -> Self {
+            E
         }
     }
 

@@ -1,8 +1,9 @@
 //! Shared helpers for the end-to-end tests: the `nixery` binary, a running `nixery serve`,
-//! a private containerd, blocking HTTP, and server-log parsing.
+//! a private containerd, S3/DynamoDB-compatible servers, the Lambda emulator, a binary cache,
+//! blocking HTTP, and server-log parsing by the core's event names.
 //!
-//! Every server binds a free loopback port, every wait is bounded, and every child process is
-//! killed when its handle is dropped.
+//! Every server binds a free loopback port, every wait is bounded, and every child process
+//! runs under [`process::ChildGuard`], which stops it when dropped.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -11,13 +12,17 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use nixery_core::events;
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
 pub mod aws;
+pub mod binary_cache;
 mod containerd;
 mod http;
 pub mod lambda;
+pub mod process;
+pub mod proxy;
 mod server;
 
 pub use containerd::Containerd;
@@ -28,8 +33,6 @@ pub use server::Server;
 pub const NIX_CONFIG: &str =
     "sandbox = false\nbuild-users-group =\nsubstituters =\nexperimental-features = nix-command";
 
-/// How long the server may take to print its listen address.
-pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one HTTP request may take (a request may trigger a Nix build).
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -156,22 +159,22 @@ pub fn strip_ansi(s: &str) -> String {
         .into_owned()
 }
 
-/// Digests from the log lines containing `layer packed`, in order (duplicates kept).
+/// Digests from the log lines of packed layers, in order (duplicates kept).
 pub fn packed_layer_digests(log: &str) -> Vec<String> {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| Regex::new(r#"digest=?"?(sha256:[0-9a-f]{64})"#).expect("regex"));
     log.lines()
-        .filter(|l| l.contains("layer packed"))
+        .filter(|l| l.contains(events::LAYER_PACKED))
         .filter_map(|l| re.captures(l).map(|c| c[1].to_string()))
         .collect()
 }
 
-/// Manifest digests from the log lines containing `image built`, in order.
+/// Manifest digests from the log lines of built images, in order.
 pub fn built_manifests(log: &str) -> Vec<String> {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| Regex::new(r#"manifest=?"?(sha256:[0-9a-f]{64})"#).expect("regex"));
     log.lines()
-        .filter(|l| l.contains("image built"))
+        .filter(|l| l.contains(events::IMAGE_BUILT))
         .filter_map(|l| re.captures(l).map(|c| c[1].to_string()))
         .collect()
 }
@@ -181,14 +184,14 @@ pub fn count_lines(log: &str, needle: &str) -> usize {
     log.lines().filter(|l| l.contains(needle)).count()
 }
 
-/// Number of Nix processes the server spawned (`nix call` lines).
+/// Number of Nix processes the server spawned.
 pub fn nix_calls(log: &str) -> usize {
-    count_lines(log, "nix call")
+    count_lines(log, events::NIX_CALL)
 }
 
-/// Number of image builds (`image built` lines).
+/// Number of image builds.
 pub fn images_built(log: &str) -> usize {
-    count_lines(log, "image built")
+    count_lines(log, events::IMAGE_BUILT)
 }
 
 /// Digests that occur more than once in `digests`.

@@ -4,15 +4,17 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use nixery_core::binary_cache::BinaryCache;
-use nixery_core::build::store::{CacheStore, LocalStore, StorePaths};
-use nixery_core::build::{BuildSettings, Builder};
+use nixery_core::builder::{BuildSettings, Builder};
 use nixery_core::graph::ClosureGraph;
-use nixery_core::layers::{group_layers, GroupingOptions, LayerGroup, Popularity};
-use nixery_core::local::LocalStack;
+use nixery_core::layers::{
+    group_layers, GroupingOptions, LayerGroup, Popularity, DEFAULT_LAYER_BUDGET, MAX_LAYER_BUDGET,
+};
+use nixery_core::local_stack::LocalStack;
 use nixery_core::name::{valid_tag, ImageName};
 use nixery_core::pack::{pack_paths, Compression};
 use nixery_core::registry::{router, Registry, RegistrySettings};
 use nixery_core::source::PackageSource;
+use nixery_core::store_paths::{CacheStore, NixStore, StorePaths};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,7 +84,7 @@ struct CommonArgs {
     #[arg(long, env = "NIXERY_NIX_TIMEOUT", default_value_t = 600)]
     nix_timeout: u64,
     /// Layers for store paths per image (the customisation layer comes on top).
-    #[arg(long, env = "NIXERY_LAYER_BUDGET", default_value_t = 94)]
+    #[arg(long, env = "NIXERY_LAYER_BUDGET", default_value_t = DEFAULT_LAYER_BUDGET)]
     layer_budget: usize,
     /// Popularity data ({"<name-version>": count}) to guide layer grouping.
     #[arg(long, env = "NIXERY_POPULARITY")]
@@ -109,7 +111,7 @@ struct LayersArgs {
     #[arg(long)]
     popularity: Option<PathBuf>,
     /// Maximum number of layers.
-    #[arg(long, default_value_t = 94)]
+    #[arg(long, default_value_t = DEFAULT_LAYER_BUDGET)]
     budget: usize,
     /// Layers already stored ([{"contents":[...]}]), reused when they fit the closure.
     #[arg(long)]
@@ -165,7 +167,7 @@ impl CommonArgs {
 
     fn store(&self) -> Result<Arc<dyn StorePaths>> {
         let Some(url) = &self.binary_cache else {
-            return Ok(Arc::new(LocalStore));
+            return Ok(Arc::new(NixStore));
         };
         if self.trusted_keys.is_empty() {
             bail!("--binary-cache needs at least one --trusted-key");
@@ -180,8 +182,8 @@ impl CommonArgs {
             Some(p) => read_json(p)?,
             None => Popularity::default(),
         };
-        if self.layer_budget == 0 || self.layer_budget > 124 {
-            bail!("--layer-budget must be between 1 and 124 (images may have at most 125 layers)");
+        if self.layer_budget == 0 || self.layer_budget > MAX_LAYER_BUDGET {
+            bail!("--layer-budget must be between 1 and {MAX_LAYER_BUDGET} (images may have at most 125 layers)");
         }
         let settings = BuildSettings {
             layer_budget: self.layer_budget,
@@ -300,7 +302,7 @@ fn pack(a: PackArgs) -> Result<()> {
     w.flush()?;
     println!(
         "{}",
-        serde_json::json!({"digest": d.digest, "diff_id": d.diff_id, "size": d.size})
+        serde_json::json!({"digest": d.digest.to_string(), "diff_id": d.diff_id.to_string(), "size": d.size})
     );
     Ok(())
 }

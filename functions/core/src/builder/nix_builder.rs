@@ -1,32 +1,33 @@
-//! The local builder: Nix on this machine, the cache index and blob store
-//! behind the traits.
+//! `NixBuilder`: runs the build steps itself, with Nix evaluating names and store paths from
+//! the local Nix store or a binary cache, behind the storage traits. `nixery serve` uses it
+//! in-process; the builder Lambda runs it for the registry Lambda.
 
-use super::store::StorePaths;
-use super::{steps, BuildError, Builder, InFlight};
+use super::{manifest_key, steps, BuildError, Builder, InFlight};
+use crate::events;
 use crate::layers::Popularity;
+use crate::memo::Memo;
 use crate::name::ImageName;
 use crate::nix::Nix;
-use crate::pack::Compression;
 use crate::source::PackageSource;
 use crate::storage::{BlobStore, Index, ManifestEntry};
+use crate::store_paths::StorePaths;
 use async_trait::async_trait;
-use sha2::{Digest as _, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-impl From<String> for BuildError {
-    fn from(s: String) -> Self {
-        BuildError::Task(s)
-    }
-}
+/// How long a build lease lasts before another builder may take the build over.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15 * 60);
+/// How often a builder waiting for another's build looks for its result.
+const LEASE_POLL: Duration = Duration::from_millis(500);
+/// Pinned manifests remembered in memory; a few hundred bytes each.
+const MEMO_CAPACITY: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct BuildSettings {
     /// Layers for store paths (the customisation layer comes on top).
     pub layer_budget: usize,
     pub popularity: Popularity,
-    pub compression: Compression,
     /// How long a build lease lasts before another builder may take over.
     pub lease_ttl: Duration,
 }
@@ -36,57 +37,40 @@ impl Default for BuildSettings {
         BuildSettings {
             layer_budget: crate::layers::DEFAULT_LAYER_BUDGET,
             popularity: Popularity::default(),
-            compression: Compression::default(),
-            lease_ttl: Duration::from_secs(15 * 60),
+            lease_ttl: DEFAULT_LEASE_TTL,
         }
     }
 }
 
 /// Everything a build needs; shared by the concurrent builds.
-pub(super) struct Context {
+pub struct BuildContext {
     pub nix: Nix,
     pub store: Arc<dyn StorePaths>,
     pub source: PackageSource,
     pub blobs: Arc<dyn BlobStore>,
     pub index: Arc<dyn Index>,
+    /// Where layers are packed before they are stored (on the blob store's filesystem
+    /// locally, so that storing is a rename).
     pub scratch: PathBuf,
     pub settings: BuildSettings,
 }
 
-pub struct LocalBuilder {
-    ctx: Arc<Context>,
+pub struct NixBuilder {
+    ctx: Arc<BuildContext>,
     inflight: InFlight<ManifestEntry, BuildError>,
+    /// This process's name on build leases.
     owner: String,
     /// Pinned manifests already seen: immutable, so warm pulls skip the index.
-    memo: crate::memo::Memo<String, ManifestEntry>,
+    memo: Memo<String, ManifestEntry>,
 }
 
-impl LocalBuilder {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        nix: Nix,
-        store: Arc<dyn StorePaths>,
-        source: PackageSource,
-        blobs: Arc<dyn BlobStore>,
-        index: Arc<dyn Index>,
-        scratch: PathBuf,
-        settings: BuildSettings,
-    ) -> Self {
-        let owner = format!("local-{}-{}", std::process::id(), unique_suffix());
-        let ctx = Arc::new(Context {
-            nix,
-            store,
-            source,
-            blobs,
-            index,
-            scratch,
-            settings,
-        });
-        LocalBuilder {
-            ctx,
+impl NixBuilder {
+    pub fn new(ctx: BuildContext) -> Self {
+        NixBuilder {
+            ctx: Arc::new(ctx),
             inflight: InFlight::default(),
-            owner,
-            memo: crate::memo::Memo::new(4096),
+            owner: format!("local-{}-{}", std::process::id(), crate::storage::now_ms()),
+            memo: Memo::new(MEMO_CAPACITY),
         }
     }
 
@@ -104,41 +88,13 @@ impl LocalBuilder {
         cache_key: &str,
         lease_owner: &str,
     ) -> Result<ManifestEntry, BuildError> {
-        let started = Instant::now();
-        let result = steps::build_image(&self.ctx, image, tag).await;
-        if let (Ok(entry), Some(_)) = (&result, self.ctx.source.pin(tag)) {
-            self.ctx.index.put_manifest(cache_key, entry).await?;
-        }
-        self.ctx.index.release_lease(cache_key, lease_owner).await?;
-        log_result(image, &result, started);
-        result
+        let cache = self.ctx.source.pin(tag).is_some();
+        build_and_release(&self.ctx, image, tag, cache_key, lease_owner, cache).await
     }
-}
-
-fn unique_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
-/// The index key of an image: what it is built from, not what it is called.
-pub fn manifest_key(source_id: &str, image: &ImageName) -> String {
-    let mut h = Sha256::new();
-    h.update(super::LAYER_FORMAT);
-    h.update([0]);
-    h.update(source_id);
-    h.update([0]);
-    h.update(image.arch.nix_system());
-    for p in &image.packages {
-        h.update([0]);
-        h.update(p);
-    }
-    format!("manifest-{}", hex::encode(h.finalize()))
 }
 
 #[async_trait]
-impl Builder for LocalBuilder {
+impl Builder for NixBuilder {
     async fn manifest(
         &self,
         image: &ImageName,
@@ -181,15 +137,14 @@ impl Builder for LocalBuilder {
 /// Build under the index lease, so that builders in other processes sharing
 /// this storage wait for this one instead of repeating it.
 async fn leased_build(
-    ctx: Arc<Context>,
+    ctx: Arc<BuildContext>,
     key: String,
     owner: String,
     image: ImageName,
     tag: String,
     cache: bool,
 ) -> Result<ManifestEntry, BuildError> {
-    let started = Instant::now();
-    let deadline = started + ctx.settings.lease_ttl;
+    let deadline = Instant::now() + ctx.settings.lease_ttl;
     while !ctx
         .index
         .acquire_lease(&key, &owner, ctx.settings.lease_ttl)
@@ -203,22 +158,40 @@ async fn leased_build(
         if Instant::now() > deadline {
             return Err(BuildError::LeaseTimeout(ctx.settings.lease_ttl.as_secs()));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(LEASE_POLL).await;
     }
-    let result = steps::build_image(&ctx, &image, &tag).await;
-    if let (Ok(entry), true) = (&result, cache) {
-        ctx.index.put_manifest(&key, entry).await?;
-    }
-    ctx.index.release_lease(&key, &owner).await?;
-    log_result(&image, &result, started);
-    result
+    build_and_release(&ctx, &image, &tag, &key, &owner, cache).await
+}
+
+/// Build while holding the lease `(key, owner)`; cache the manifest if asked, and release
+/// the lease whatever happened.
+async fn build_and_release(
+    ctx: &Arc<BuildContext>,
+    image: &ImageName,
+    tag: &str,
+    key: &str,
+    owner: &str,
+    cache: bool,
+) -> Result<ManifestEntry, BuildError> {
+    let started = Instant::now();
+    let result = steps::build_image(ctx, image, tag).await;
+    let cached = match (&result, cache) {
+        (Ok(entry), true) => ctx.index.put_manifest(key, entry).await.map(drop),
+        _ => Ok(()),
+    };
+    let released = ctx.index.release_lease(key, owner).await;
+    log_result(image, &result, started);
+    let entry = result?;
+    cached?;
+    released?;
+    Ok(entry)
 }
 
 fn log_result(image: &ImageName, result: &Result<ManifestEntry, BuildError>, started: Instant) {
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(e) => {
-            tracing::info!(image = %image, manifest = %e.docker.digest, elapsed_ms, "image built")
+            tracing::info!(image = %image, manifest = %e.docker.digest, elapsed_ms, "{}", events::IMAGE_BUILT)
         }
         Err(e) => tracing::warn!(image = %image, error = %e, "image build failed"),
     }
