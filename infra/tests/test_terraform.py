@@ -37,7 +37,7 @@ def test_parses(path):
 
 
 def test_layout():
-    for f in ("main.tf", "variables.tf", "outputs.tf", "iam.tf", "storage.tf", "api.tf", "lambda.tf"):
+    for f in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "iam.tf", "storage.tf", "auth.tf", "api.tf", "lambda.tf"):
         assert (MODULE / f).is_file(), f
     for f in ("main.tf", "variables.tf", "outputs.tf"):
         assert (EXAMPLE / f).is_file(), f
@@ -67,15 +67,35 @@ def test_s3_lifecycle_aborts_multipart_uploads():
     assert single(rule["abort_incomplete_multipart_upload"])["days_after_initiation"] == 1
 
 
-def test_dynamodb_table():
-    t = one("aws_dynamodb_table")
-    assert t["billing_mode"] == "PAY_PER_REQUEST"
-    assert t["hash_key"] == "pk"
-    assert "range_key" not in t
-    assert t["attribute"] == [{"name": "pk", "type": "S"}]
-    ttl = single(t["ttl"])
-    assert ttl == {"attribute_name": "expires_at", "enabled": True}
-    assert single(t["point_in_time_recovery"])["enabled"] is True
+def test_dynamodb_tables():
+    tables = resources(MOD, "aws_dynamodb_table")
+    assert set(tables) == {"index", "accounts"}
+    for name, t in tables.items():
+        assert t["billing_mode"] == "PAY_PER_REQUEST", name
+        assert t["hash_key"] == "pk", name
+        assert single(t["point_in_time_recovery"])["enabled"] is True, name
+        assert t["deletion_protection_enabled"] == "${var.deletion_protection}", name
+        # Encryption at rest alike: the AWS-owned key (no server_side_encryption block) for both.
+        assert ("server_side_encryption" in t) == ("server_side_encryption" in tables["index"]), name
+        assert t["name"] == "${var.name}-%s" % name
+    index, accounts = tables["index"], tables["accounts"]
+    assert "range_key" not in index
+    assert index["attribute"] == [{"name": "pk", "type": "S"}]
+    assert single(index["ttl"]) == {"attribute_name": "expires_at", "enabled": True}
+    assert accounts["range_key"] == "sk"
+    assert sorted(accounts["attribute"], key=lambda a: a["name"]) == [{"name": "pk", "type": "S"}, {"name": "sk", "type": "S"}]
+
+
+def test_signing_key_parameter():
+    param = one("aws_ssm_parameter")
+    assert param["type"] == "SecureString"
+    assert param["name"].startswith("/${var.name}/"), "named under the module's prefix"
+    assert "key_id" not in param, "AWS managed key alias/aws/ssm: no kms:Decrypt on the role"
+    assert param["value"] == "${random_password.signing_key.result}"
+    # Rotations happen outside Terraform and must survive the next apply.
+    assert single(param["lifecycle"])["ignore_changes"] in (["${value}"], ["value"])
+    pw = one("random_password")
+    assert pw["length"] == 64 and pw["special"] is False
 
 
 def test_log_groups_have_retention():
@@ -132,7 +152,8 @@ def test_api_gateway():
     assert integ["integration_uri"] == "${aws_lambda_function.registry.invoke_arn}"
     assert integ["timeout_milliseconds"] <= 30000
     route = one("aws_apigatewayv2_route")
-    assert route["route_key"] == "$default"  # docker needs /v2/ at the root of the host
+    # docker needs /v2/ at the root of the host; $default also carries GET and POST /token.
+    assert route["route_key"] == "$default"
     stage = one("aws_apigatewayv2_stage")
     assert stage["name"] == "$default" and stage["auto_deploy"] is True
     perm = one("aws_lambda_permission")
@@ -150,7 +171,7 @@ def test_custom_domain_is_optional():
 
 def test_module_outputs():
     outs = outputs(MOD)
-    for name in ("registry_url", "bucket", "table", "registry_function_name", "builder_function_name"):
+    for name in ("registry_url", "public_url", "bucket", "table", "accounts_table", "signing_key_parameter", "registry_function_name", "builder_function_name"):
         assert name in outs, name
     url = outs["registry_url"]["value"]
     assert "trimprefix" in url and "https://" in url, "registry_url is a host without scheme"
@@ -174,3 +195,62 @@ def test_checkov_skips_are_justified():
     for path in tf_files():
         for m in re.finditer(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?", path.read_text()):
             assert m.group(2) and len(m.group(2).strip()) > 20, f"{path.name}: {m.group(1)} skipped without a reason"
+
+
+# ---- variables: validation and nullability ------------------------------------------------------
+
+
+def validations(name) -> list[str]:
+    return [v["condition"] for v in VARS[name].get("validation", [])]
+
+
+@pytest.mark.parametrize("docs", [MOD, EX], ids=["module", "example"])
+def test_non_null_defaults_are_not_nullable(docs):
+    for name, v in variables(docs).items():
+        if v.get("default", None) is not None:
+            assert v.get("nullable") is False, f"variable {name} has a default but accepts null"
+
+
+def test_numeric_limits_are_validated():
+    names = [n for n in VARS if n.startswith("throttle_") or n.endswith("_reserved_concurrency")]
+    assert len(names) == 4, names
+    for name in names + ["ecr_keep_images", "nix_timeout_seconds", "token_ttl_seconds", "pin_refresh_seconds"]:
+        assert validations(name), f"variable {name} has no validation"
+    # A nullable variable's validation must not compare null with a number.
+    (cond,) = validations("registry_reserved_concurrency")
+    assert re.match(r"\$\{var\.registry_reserved_concurrency == null \?", cond), cond
+
+
+def test_builder_concurrency_is_capped_by_default():
+    # Build leases stop duplicate builds of one image; this bounds builds of different images.
+    v = VARS["builder_reserved_concurrency"]
+    assert isinstance(v["default"], (int, float)) and not isinstance(v["default"], bool)
+    assert v["default"] == 10
+    (cond,) = validations("builder_reserved_concurrency")
+    assert ">= 1" in cond and "<= 1000" in cond, cond
+    assert one_lambda("builder")["reserved_concurrent_executions"] == "${var.builder_reserved_concurrency}"
+
+
+def test_nix_timeout_is_under_the_builder_timeout():
+    assert any("var.nix_timeout_seconds < var.builder_timeout_seconds" in c for c in validations("nix_timeout_seconds"))
+    assert default("nix_timeout_seconds") < default("builder_timeout_seconds")
+    assert var_of(one_lambda("builder")["timeout"]) == "builder_timeout_seconds"
+
+
+def test_terraform_version_allows_cross_variable_validation():
+    (tf,) = [b for d in MOD for b in d.get("terraform", [])]
+    m = re.fullmatch(r">=\s*1\.(\d+)(\.\d+)?", tf["required_version"])
+    assert m and int(m.group(1)) >= 9, f"validations that refer to other variables need Terraform >= 1.9: {tf['required_version']}"
+    providers = single(tf["required_providers"])
+    assert providers["random"]["source"] == "hashicorp/random"
+
+
+def test_pay_per_pull_defaults():
+    assert default("auth_enabled") is True
+    assert default("token_ttl_seconds") == 300
+    assert default("pin_refresh_seconds") == 300
+    assert default("architecture") == "x86_64"
+
+
+def one_lambda(name):
+    return resources(MOD, "aws_lambda_function")[name]

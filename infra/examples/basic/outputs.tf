@@ -23,6 +23,21 @@ output "table" {
   value       = module.nixery.table
 }
 
+output "public_url" {
+  description = "Absolute registry URL (token realm: <public_url>/token)."
+  value       = module.nixery.public_url
+}
+
+output "accounts_table" {
+  description = "Tenants, quotas and usage (for the admin CLI)."
+  value       = module.nixery.accounts_table
+}
+
+output "signing_key_parameter" {
+  description = "SSM parameter holding the token signing secrets."
+  value       = module.nixery.signing_key_parameter
+}
+
 output "registry_function_name" {
   description = "Registry Lambda."
   value       = module.nixery.registry_function_name

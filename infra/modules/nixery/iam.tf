@@ -19,7 +19,48 @@ data "aws_iam_policy_document" "lambda_assume" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Registry: reads the index, takes build leases, invokes the builder, presigns blob GETs.
+# Statements both roles need, written once. One document per role (for_each) because each role
+# may write only to its own log group; each role's policy pulls its copy in through
+# source_policy_documents.
+# ---------------------------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "common" {
+  for_each = {
+    registry = aws_cloudwatch_log_group.registry.arn
+    builder  = aws_cloudwatch_log_group.builder.arn
+  }
+
+  # The log groups are made by Terraform (lambda.tf), hence no logs:CreateLogGroup.
+  statement {
+    sid       = "Logs"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${each.value}:*"]
+  }
+
+  # HeadObject (is a blob there, how big) is authorised by s3:GetObject, and so is a GET or HEAD
+  # on a URL the registry presigns for GetObject.
+  statement {
+    sid       = "BlobsRead"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.blobs.arn}/*"]
+  }
+
+  # Without s3:ListBucket, HeadObject/GetObject on a missing key answer 403 instead of 404, and
+  # the blob store reads 404 as "absent" (BLOB_UNKNOWN, or "upload it" for the builder). Keys are
+  # public digests; the code never lists.
+  statement {
+    sid       = "BlobsMissingIs404"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.blobs.arn]
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Registry: reads the index, takes build leases, invokes the builder, presigns blob GETs,
+# authenticates tenants and counts their pulls.
 # ---------------------------------------------------------------------------------------------
 
 resource "aws_iam_role" "registry" {
@@ -29,43 +70,48 @@ resource "aws_iam_role" "registry" {
 }
 
 data "aws_iam_policy_document" "registry" {
-  statement {
-    sid       = "Logs"
-    effect    = "Allow"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.registry.arn}:*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.common["registry"].json]
 
-  # Presigned GET URLs carry the registry role's permission (GET and HEAD on a presigned URL
-  # are both authorised by s3:GetObject); HeadObject gives blob sizes.
+  # Layer and manifest entries, and the state of a build lease.
   statement {
-    sid       = "BlobsRead"
+    sid       = "IndexRead"
     effect    = "Allow"
-    actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.blobs.arn}/*"]
-  }
-
-  # Without s3:ListBucket, HeadObject/GetObject on a missing key answer 403 instead of 404, and
-  # the blob store reads 404 as "absent" (BLOB_UNKNOWN). Keys are public digests; no prefix
-  # listing is done by the code.
-  statement {
-    sid       = "BlobsMissingIs404"
-    effect    = "Allow"
-    actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.blobs.arn]
-  }
-
-  statement {
-    sid    = "Index"
-    effect = "Allow"
-    actions = [
-      "dynamodb:GetItem",
-      "dynamodb:BatchGetItem",
-      "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem",
-    ]
+    actions   = ["dynamodb:GetItem"]
     resources = [aws_dynamodb_table.index.arn]
+  }
+
+  # The registry writes build leases (pk lease#<hash>) and nothing else: layer and manifest
+  # entries are the builder's to write, so a compromised registry cannot point a cached image at
+  # another blob. LeadingKeys is the partition key of every item the request touches.
+  statement {
+    sid       = "IndexLeases"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.index.arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["lease#*"]
+    }
+  }
+
+  # Tenant profiles (GetItem); usage and quota counters (UpdateItem, alone or inside
+  # TransactWriteItems, which has no IAM action of its own: each contained action is authorised
+  # as its single-item counterpart, Update as UpdateItem; there is no ConditionCheck, since the
+  # quota check is the condition of the quota counter's own Update).
+  statement {
+    sid       = "Accounts"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.accounts.arn]
+  }
+
+  # SecureString under the AWS managed key alias/aws/ssm: no kms:Decrypt needed (auth.tf).
+  statement {
+    sid       = "SigningKey"
+    effect    = "Allow"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.signing_key.arn]
   }
 
   statement {
@@ -83,7 +129,7 @@ resource "aws_iam_role_policy" "registry" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Builder: writes blobs (single and multipart uploads), reads them back, writes the index.
+# Builder: writes blobs (single and multipart uploads), checks which exist, writes the index.
 # ---------------------------------------------------------------------------------------------
 
 resource "aws_iam_role" "builder" {
@@ -93,34 +139,23 @@ resource "aws_iam_role" "builder" {
 }
 
 data "aws_iam_policy_document" "builder" {
-  statement {
-    sid       = "Logs"
-    effect    = "Allow"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.builder.arn}:*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.common["builder"].json]
 
-  # PutObject covers CreateMultipartUpload, UploadPart and CompleteMultipartUpload.
+  # PutObject covers CreateMultipartUpload, UploadPart and CompleteMultipartUpload;
+  # AbortMultipartUpload cleans up after a failed part (the lifecycle rule catches the rest).
   statement {
     sid    = "BlobsWrite"
     effect = "Allow"
     actions = [
       "s3:PutObject",
-      "s3:GetObject",
       "s3:AbortMultipartUpload",
-      "s3:ListMultipartUploadParts",
     ]
     resources = ["${aws_s3_bucket.blobs.arn}/*"]
   }
 
-  # HeadObject on a missing key must answer 404 (blob absent), not 403; see the registry policy.
-  statement {
-    sid       = "BlobsMissingIs404"
-    effect    = "Allow"
-    actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.blobs.arn]
-  }
-
+  # Reads index entries (GetItem, BatchGetItem), writes layer and manifest entries and build
+  # errors (conditional PutItem, BatchWriteItem), deletes items (DeleteItem). Entries are never
+  # updated in place, hence no UpdateItem.
   statement {
     sid    = "Index"
     effect = "Allow"
@@ -128,7 +163,7 @@ data "aws_iam_policy_document" "builder" {
       "dynamodb:GetItem",
       "dynamodb:BatchGetItem",
       "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
+      "dynamodb:BatchWriteItem",
       "dynamodb:DeleteItem",
     ]
     resources = [aws_dynamodb_table.index.arn]

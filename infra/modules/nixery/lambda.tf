@@ -19,15 +19,16 @@ resource "aws_cloudwatch_log_group" "builder" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Registry Lambda: the axum router behind API Gateway. Zip built by cargo-lambda for arm64:
-#   cargo lambda build --release --arm64 --output-format zip -p nixery-registry-lambda
+# Registry Lambda: the axum router behind API Gateway. Zip built by cargo-lambda for
+# var.architecture (x86_64 by default; add --arm64 for arm64):
+#   cargo lambda build --release --output-format zip -p nixery-registry-lambda
 #   => target/lambda/nixery-registry-lambda/bootstrap.zip
 # ---------------------------------------------------------------------------------------------
 
 resource "aws_lambda_function" "registry" {
   #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway; errors go back to the client, so a dead-letter queue would never receive anything.
   #checkov:skip=CKV_AWS_117:Talks only to public AWS endpoints (S3, DynamoDB, Lambda); a VPC would need NAT or endpoints for no benefit.
-  #checkov:skip=CKV_AWS_173:The environment holds only resource names and numbers, no secrets; the default Lambda-managed key suffices.
+  #checkov:skip=CKV_AWS_173:The environment holds only resource names, URLs and numbers, no secrets (the token signing key stays in SSM; only its parameter name is here); the default Lambda-managed key suffices.
   #checkov:skip=CKV_AWS_272:Code signing needs AWS Signer profiles the operator may not have; the zip is built from this repository and uploaded by Terraform.
   #checkov:skip=CKV_AWS_50:X-Ray tracing is not used by the Rust code and would need xray:PutTraceSegments on the role.
   #checkov:skip=CKV_AWS_115:Concurrency is a variable (registry_reserved_concurrency); the default stays unreserved because new accounts (quota 10) cannot reserve any. API Gateway throttling bounds the rate instead.
@@ -40,7 +41,8 @@ resource "aws_lambda_function" "registry" {
   package_type     = "Zip"
   runtime          = "provided.al2023"
   handler          = "bootstrap"
-  architectures    = ["arm64"]
+  # The zip must be built for the same architecture (see above).
+  architectures = [var.architecture]
 
   # API Gateway (HTTP API) cuts integrations at 30 s; stop at 29 s so the function, not the
   # gateway, decides the answer (429 + Retry-After while a build continues).
@@ -66,7 +68,8 @@ resource "aws_lambda_function" "registry" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# ECR repository for the builder image (functions/builder-lambda/Dockerfile).
+# ECR repository for the builder image (functions/builder-lambda/Dockerfile, built by
+# scripts/builder-image.sh).
 # ---------------------------------------------------------------------------------------------
 
 resource "aws_ecr_repository" "builder" {
@@ -138,19 +141,22 @@ resource "aws_lambda_function" "builder" {
   #checkov:skip=CKV_AWS_173:The environment holds resource names, a public cache URL and public signing keys, no secrets.
   #checkov:skip=CKV_AWS_272:Code signing does not apply to container images (Lambda supports it for zip packages only).
   #checkov:skip=CKV_AWS_50:X-Ray tracing is not used by the Rust code and would need xray:PutTraceSegments on the role.
-  #checkov:skip=CKV_AWS_115:Concurrency is a variable (builder_reserved_concurrency, e.g. 10 to cap build cost); default unreserved because new accounts (quota 10) cannot reserve any.
   function_name = local.builder_function_name
   description   = "nixery builder: resolves packages with Nix, packs and uploads image layers"
   role          = aws_iam_role.builder.arn
 
+  # The image sets its own HOME (/tmp/nix-home) and command; Lambda needs a single-platform
+  # image manifest (not an index) for this architecture.
   package_type  = "Image"
   image_uri     = var.builder_image_uri
-  architectures = ["arm64"]
+  architectures = [var.architecture]
 
   # Sizing (see infra/README.md): 900 s is Lambda's maximum; a cold build of a large closure
   # downloads and recompresses hundreds of MB. CPU scales with memory (1 vCPU per 1769 MB), and
   # gzip plus SHA-256 are CPU bound. /tmp holds the Nix evaluation state (channel tarball or git
   # checkout of the package set, eval cache), never the NARs, which are streamed.
+  # Reserved concurrency caps parallel builds (default 10): build leases stop duplicate builds of
+  # one image, this stops many different images from running up the bill at once.
   timeout                        = var.builder_timeout_seconds
   memory_size                    = var.builder_memory_mb
   reserved_concurrent_executions = var.builder_reserved_concurrency

@@ -3,6 +3,11 @@ output "registry_url" {
   value       = var.domain_name != null ? var.domain_name : trimsuffix(trimprefix(aws_apigatewayv2_api.registry.api_endpoint, "https://"), "/")
 }
 
+output "public_url" {
+  description = "Absolute base URL of the registry (NIXERY_PUBLIC_URL; the token realm is <public_url>/token)."
+  value       = local.public_url
+}
+
 output "api_endpoint" {
   description = "Default execute-api endpoint of the HTTP API (with scheme)."
   value       = aws_apigatewayv2_api.registry.api_endpoint
@@ -21,6 +26,16 @@ output "bucket" {
 output "table" {
   description = "DynamoDB index table."
   value       = aws_dynamodb_table.index.name
+}
+
+output "accounts_table" {
+  description = "DynamoDB table of tenants, quotas and usage (what the admin CLI reads and writes)."
+  value       = aws_dynamodb_table.accounts.name
+}
+
+output "signing_key_parameter" {
+  description = "SSM parameter (SecureString) holding the token signing secrets; rotate it as auth.tf explains."
+  value       = aws_ssm_parameter.signing_key.name
 }
 
 output "registry_function_name" {

@@ -78,9 +78,10 @@ resource "aws_s3_bucket_policy" "blobs" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# DynamoDB: one table, single hash key `pk` (layer entries, manifest entries, build leases and
-# build errors are told apart by a prefix in pk). Leases and errors carry `expires_at` (epoch
-# seconds) and are removed by TTL.
+# DynamoDB index: single hash key `pk` (layer entries, manifest entries, build leases and build
+# errors are told apart by a prefix in pk: layer#, manifest#, lease#, ...). Leases and errors
+# carry `expires_at` (epoch seconds) and are removed by TTL. The registry may write lease#
+# items only (iam.tf); everything else is written by the builder.
 # ---------------------------------------------------------------------------------------------
 
 resource "aws_dynamodb_table" "index" {
@@ -100,6 +101,43 @@ resource "aws_dynamodb_table" "index" {
     enabled        = true
   }
 
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  tags = local.tags
+}
+
+# ---------------------------------------------------------------------------------------------
+# DynamoDB: accounts and usage for pay per pull, apart from the index because it is the one
+# thing here that cannot be rebuilt (tenants, their limits, what they pulled) and because the
+# registry's rights on it differ. Items (pk / sk):
+#   tenant#<name> / profile                  status, limits, hash of the API key (never the key)
+#   usage#<tenant> / <YYYY-MM-DD>#<repository>  pulls, bytes, builds counters
+#   quota#<tenant> / <YYYY-MM-DD>            daily counters, checked by conditional writes
+# The registry reads profiles and counts pulls (UpdateItem, TransactWriteItems); the admin CLI
+# creates tenants and reads usage with the operator's own credentials.
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_dynamodb_table" "accounts" {
+  #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS-owned key, like the index: API keys are stored only as hashes, and a customer managed key would add KMS permissions to the registry role and a KMS request per pull.
+  name                        = "${var.name}-accounts"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  range_key                   = "sk"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  # Usage is billing data: point-in-time recovery undoes a bad admin command or a bug.
   point_in_time_recovery {
     enabled = true
   }
