@@ -9,11 +9,14 @@
 #     => {"found": {"<name>": "/nix/store/...", ...}, "missing": ["<name>", ...]}
 #   nix-build resolve.nix --argstr request "$JSON" -A drvs --no-out-link
 #     => builds the found packages, prints their out paths
+#   nix-instantiate --eval --json resolve.nix --argstr request "$JSON" -A pin
+#     => the commit a git source's ref points at now (null for other sources)
 #
 # Request:
 #   { "source": {"type":"path","path":"/abs/dir"}
-#             | {"type":"channel","name":"nixos-unstable"}
-#             | {"type":"git","url":"...","ref":"refs/tags/v1"?,"rev":"<40 hex>"?},
+#             | {"type":"channel","name":"<40-hex nixpkgs commit>"}
+#             | {"type":"tarball","url":"https://releases.nixos.org/.../nixexprs.tar.xz"}
+#             | {"type":"git","url":"...","ref":"main"?,"rev":"<40 hex>"?},
 #     "system": "x86_64-linux",
 #     "packages": ["git", "xorg.xev", "imagemagick", "7zz"] }
 { request }:
@@ -42,18 +45,26 @@ let
        then /. + source.path
        else throw "resolve.nix: path source needs an absolute path")
     else if source.type == "channel" then
-      builtins.fetchTarball ({
-        url = "https://github.com/NixOS/nixpkgs/archive/${checked "channel name" "[A-Za-z0-9][A-Za-z0-9._-]*" source.name}.tar.gz";
-      } // (if isNonEmptyString (source.sha256 or null)
-            then { sha256 = source.sha256; } else { }))
-    else if source.type == "git" then
-      builtins.fetchGit ({ url = checked "git url" "[A-Za-z0-9/].*" source.url; }
-        // (if isNonEmptyString (source.ref or null) then { ref = checked "git ref" "[A-Za-z0-9_][A-Za-z0-9._/+-]*" source.ref; } else { })
-        // (if isNonEmptyString (source.rev or null) then { rev = checked "git rev" "[0-9a-f]{40}" source.rev; } else { })
-        # A pinned rev without a ref may live on any branch or tag.
-        // (if isNonEmptyString (source.rev or null) && !(isNonEmptyString (source.ref or null))
-            then { allRefs = true; } else { }))
+      builtins.fetchTarball {
+        url = "https://github.com/NixOS/nixpkgs/archive/${checked "channel commit" "[0-9a-f]{40}" source.name}.tar.gz";
+      }
+    else if source.type == "tarball" then
+      # A channel's nixexprs.tarball at its release URL (fixed once resolved), or a test
+      # package set served the same way.
+      builtins.fetchTarball {
+        url = checked "tarball url" "(https?|file)://[A-Za-z0-9._~:/@%+=-]+" (source.url or null);
+      }
+    else if source.type == "git" then gitTree
     else throw "resolve.nix: unknown source type";
+
+  gitArgs = { url = checked "git url" "[A-Za-z0-9/].*" source.url; shallow = true; }
+    // (if isNonEmptyString (source.ref or null) then { ref = checked "git ref" "[A-Za-z0-9_][A-Za-z0-9._/+-]*" source.ref; } else { })
+    // (if isNonEmptyString (source.rev or null) then { rev = checked "git rev" "[0-9a-f]{40}" source.rev; } else { })
+    # A commit asked for without a ref may live on any branch or tag.
+    // (if isNonEmptyString (source.rev or null) && !(isNonEmptyString (source.ref or null))
+        then { allRefs = true; } else { });
+
+  gitTree = builtins.fetchGit gitArgs;
 
   pkgs = callPkgs (import srcTree);
 
@@ -123,4 +134,7 @@ in
   result = builtins.deepSeq result result;
 
   drvs = map (x: x.drv) foundList;
+
+  # Where a moving git ref points now: the registry caches images under this commit.
+  pin = if source.type == "git" then gitTree.rev else null;
 }

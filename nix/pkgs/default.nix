@@ -6,18 +6,29 @@
 # between packages (Nix finds them by scanning outputs for store-path hashes).
 #
 # Usage: import ./nix/pkgs { system = "x86_64-linux"; }
-{ system ? builtins.currentSystem, ... }:
+#
+# The host files it is made of can be taken from elsewhere, with the same
+# store paths as long as the files are the same (builtins.path hashes only the
+# filtered contents and the name): `hostBin` must hold busybox and bash-static,
+# `hostCerts` ca-certificates.crt. A channel-style tarball of this set carries
+# copies of them, so that a Nix without these host files (the builder image)
+# evaluates the same store paths as the host that filled the binary cache.
+{ system ? builtins.currentSystem
+, hostBin ? /usr/bin
+, hostCerts ? /etc/ssl/certs
+, ...
+}:
 
 let
   # Directories holding only the static binary, so that argv[0]'s basename is
   # "busybox" and applets dispatch as "$bb/busybox cp ...".
   bbSrc = builtins.path {
-    path = /usr/bin;
+    path = hostBin;
     name = "busybox-static";
     filter = p: t: baseNameOf p == "busybox";
   };
   bashSrc = builtins.path {
-    path = /usr/bin;
+    path = hostBin;
     name = "bash-static";
     filter = p: t: baseNameOf p == "bash-static";
   };
@@ -158,7 +169,7 @@ let
 
   cacert =
     let
-      hostBundle = /etc/ssl/certs/ca-certificates.crt;
+      hostBundle = hostCerts + "/ca-certificates.crt";
       fallback = builtins.toFile "ca-bundle.crt" ''
         -----BEGIN CERTIFICATE-----
         MIIBszCCAVmgAwIBAgIUT2ZmbGluZVRlc3RDQU9mZmxpbmVUZXN0Q0EwCgYIKoZI
@@ -168,7 +179,7 @@ let
       src =
         if builtins.pathExists hostBundle
         then builtins.path {
-          path = /etc/ssl/certs;
+          path = hostCerts;
           name = "host-ca-bundle";
           filter = p: t: baseNameOf p == "ca-certificates.crt";
         } + "/ca-certificates.crt"

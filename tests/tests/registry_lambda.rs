@@ -7,12 +7,13 @@
 
 use base64::Engine;
 use nixery_aws::dynamo::DynamoIndex;
-use nixery_aws::lambda::request_key;
 use nixery_aws::s3::{object_key, S3BlobStore};
+use nixery_core::builder::alias_key;
 use nixery_core::digest::Digest;
 use nixery_core::image::{image_docs, LayerDesc};
 use nixery_core::name::{Arch, ImageName};
-use nixery_core::storage::{BlobRef, BlobStore, Index, ManifestEntry};
+use nixery_core::source::PackageSource;
+use nixery_core::storage::{AliasEntry, BlobRef, BlobStore, Index, ManifestEntry};
 use nixery_e2e::harness::aws::{
     create_resources, dynamodb_client, s3_client, AwsServer, ACCESS_KEY, BUCKET, REGION,
     SECRET_KEY, TABLE,
@@ -23,6 +24,8 @@ use serde_json::Value;
 use std::time::Duration;
 
 const FUNCTION: &str = "nixery-registry-lambda";
+/// The registry's channel: a commit, so the seeded alias never goes stale.
+const CHANNEL_COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the builder would have stored for `hello:latest`.
@@ -138,15 +141,18 @@ fn seed(s3_endpoint: &str, ddb_endpoint: &str) -> Seeded {
         put(&layer).await;
         let docker = put(&docs.docker_manifest).await;
         let oci = put(&docs.oci_manifest).await;
-        let key = request_key(&image, "latest");
-        let entry = ManifestEntry {
-            docker: docker.clone(),
-            oci,
+        // As the builder leaves it: an alias of the request, keyed by the registry's source.
+        let source = PackageSource::Channel(CHANNEL_COMMIT.into());
+        let key = alias_key(&source.identity("latest"), &image);
+        let alias = AliasEntry {
+            manifest: ManifestEntry {
+                docker: docker.clone(),
+                oci,
+            },
+            manifest_key: "seeded".into(),
+            resolved_ms: 0,
         };
-        assert!(index
-            .put_manifest(&key, &entry)
-            .await
-            .expect("put manifest"));
+        index.put_alias(&key, &alias).await.expect("put alias");
         Seeded {
             layer,
             layer_digest: desc.digest,
@@ -168,6 +174,7 @@ fn start(s3_endpoint: &str, ddb_endpoint: &str) -> LambdaWatch {
         ("NIXERY_TABLE", TABLE),
         // Never invoked: the image is cached.
         ("NIXERY_BUILDER_FUNCTION", "nixery-builder-not-deployed"),
+        ("NIXERY_CHANNEL", CHANNEL_COMMIT),
         ("NIXERY_BUILD_WAIT", "5"),
         ("NIXERY_PRESIGN_TTL", "120"),
         ("AWS_ENDPOINT_URL_S3", s3_endpoint),

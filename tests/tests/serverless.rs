@@ -6,6 +6,7 @@
 //! presigned s3s-fs URLs) and runs the image. Faults: S3 failing uploads, a builder dying
 //! mid-build, the wait budget running out, unknown packages.
 
+use nixery_core::source::PackageSource;
 use nixery_e2e::harness::aws::{
     create_resources, dynamodb_client, s3_client, sdk, AwsServer, BUCKET, REGION, TABLE,
 };
@@ -89,6 +90,10 @@ impl Stack {
             bucket: BUCKET.into(),
             table: TABLE.into(),
             builder_function: BUILDER.into(),
+            // The builder's source in these tests is a path (always pinned); the registry
+            // keys aliases by this identity and trusts them for the pin TTL.
+            source: PackageSource::Channel("offline-test-set".into()),
+            pin_ttl: Duration::from_secs(3600),
             build_wait: opts.build_wait,
             presign_ttl: Duration::from_secs(300),
             lease_ttl: opts.lease_ttl,

@@ -28,6 +28,8 @@ pub const TOKEN_TTL: &str = "NIXERY_TOKEN_TTL";
 pub const PIN_TTL: &str = "NIXERY_PIN_TTL";
 /// nixpkgs channel (a name or a URL), when no repository is set.
 pub const CHANNEL: &str = "NIXERY_CHANNEL";
+/// The channel when neither `CHANNEL` nor `PKGS_REPO` is set (both functions).
+pub const DEFAULT_CHANNEL: &str = "nixos-unstable";
 /// Git repository of the package set.
 pub const PKGS_REPO: &str = "NIXERY_PKGS_REPO";
 /// Binary cache the builder fetches store paths from.

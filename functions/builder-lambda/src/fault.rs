@@ -72,8 +72,12 @@ impl BlobStore for AbortAfter {
     async fn size(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
         self.inner.size(digest).await
     }
-    async fn get_bytes(&self, digest: &Digest) -> Result<Option<Bytes>, StorageError> {
-        self.inner.get_bytes(digest).await
+    async fn get_bytes(
+        &self,
+        digest: &Digest,
+        max_len: u64,
+    ) -> Result<Option<Bytes>, StorageError> {
+        self.inner.get_bytes(digest, max_len).await
     }
     async fn access(&self, digest: &Digest) -> Result<Option<BlobAccess>, StorageError> {
         self.inner.access(digest).await

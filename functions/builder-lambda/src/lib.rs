@@ -25,7 +25,6 @@ use std::time::Duration;
 /// A package set baked into the image or mounted (optional; Terraform sets the channel or
 /// repository instead). Tests use the offline set.
 pub const PKGS_PATH: &str = "NIXERY_PKGS_PATH";
-pub const DEFAULT_CHANNEL: &str = "nixos-unstable";
 pub const DEFAULT_CACHE: &str = "https://cache.nixos.org";
 pub const DEFAULT_KEY: &str = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
 /// Seconds each Nix evaluation may take unless configured.
@@ -63,7 +62,7 @@ impl Settings {
             (None, Some(url)) => SourceSetting::Repo(url),
             (None, None) => SourceSetting::Channel(
                 env.optional(env::CHANNEL)
-                    .unwrap_or_else(|| DEFAULT_CHANNEL.into()),
+                    .unwrap_or_else(|| env::DEFAULT_CHANNEL.into()),
             ),
         };
         let keys = env
@@ -177,8 +176,15 @@ pub async fn handle(builder: &NixBuilder, req: BuildRequest) -> BuildResponse {
         Err(e) => return invalid(e.to_string()),
     };
     tracing::info!(image = %image, tag = %req.tag, "build requested");
+    let lease_ttl = Duration::from_secs(req.lease_ttl_secs);
     let result = builder
-        .build_leased(&image, &req.tag, &req.cache_key, &req.lease_owner)
+        .build_leased(
+            &image,
+            &req.tag,
+            &req.alias_key,
+            &req.lease_owner,
+            lease_ttl,
+        )
         .await;
     BuildResponse::from_result(result)
 }
@@ -190,9 +196,15 @@ mod tests {
 
     #[test]
     fn defaults_apply() {
-        let s = Settings::read(EnvReader::from_pairs(&[("NIXERY_BUCKET", "b"), ("NIXERY_TABLE", "t")]))
-            .expect("valid");
-        assert_eq!(s.source, SourceSetting::Channel(DEFAULT_CHANNEL.into()));
+        let s = Settings::read(EnvReader::from_pairs(&[
+            ("NIXERY_BUCKET", "b"),
+            ("NIXERY_TABLE", "t"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            s.source,
+            SourceSetting::Channel(env::DEFAULT_CHANNEL.into())
+        );
         assert_eq!(s.cache_url, DEFAULT_CACHE);
         assert_eq!(s.trusted_keys, vec![DEFAULT_KEY.to_string()]);
         assert_eq!(s.layer_budget, DEFAULT_LAYER_BUDGET);

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use nixery_core::binary_cache::BinaryCache;
-use nixery_core::builder::{BuildSettings, Builder};
+use nixery_core::builder::{BuildSettings, Builder, DEFAULT_PIN_TTL};
 use nixery_core::graph::ClosureGraph;
 use nixery_core::layers::{
     group_layers, GroupingOptions, LayerGroup, Popularity, DEFAULT_LAYER_BUDGET, MAX_LAYER_BUDGET,
@@ -77,9 +77,14 @@ struct CommonArgs {
     /// Git repository with a nixpkgs-like package set; the image tag is its ref.
     #[arg(long, env = "NIXERY_PKGS_REPO")]
     pkgs_repo: Option<String>,
-    /// nixpkgs channel (or commit) to use when neither --pkgs-path nor --pkgs-repo is given.
+    /// nixpkgs channel when neither --pkgs-path nor --pkgs-repo is given: a name
+    /// (looked up at https://channels.nixos.org/NAME), a channel URL, or a nixpkgs commit.
     #[arg(long, env = "NIXERY_CHANNEL", default_value = "nixos-unstable")]
     channel: String,
+    /// Seconds a moving source (a channel, a git branch) stays pinned to the commit it was
+    /// resolved to; after that the next pull resolves it again (0: on every pull).
+    #[arg(long, env = "NIXERY_PIN_TTL", default_value_t = DEFAULT_PIN_TTL.as_secs())]
+    pin_ttl: u64,
     /// Seconds each Nix call may take before it is killed and reported.
     #[arg(long, env = "NIXERY_NIX_TIMEOUT", default_value_t = 600)]
     nix_timeout: u64,
@@ -188,6 +193,7 @@ impl CommonArgs {
         let settings = BuildSettings {
             layer_budget: self.layer_budget,
             popularity,
+            pin_ttl: Duration::from_secs(self.pin_ttl),
             ..BuildSettings::default()
         };
         let stack = LocalStack::open(

@@ -27,7 +27,7 @@ fn err(e: impl std::fmt::Display) -> ImageError {
 }
 
 /// A packed layer as the manifest and config see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayerDesc {
     pub digest: Digest,
     pub diff_id: Digest,

@@ -38,6 +38,10 @@ pub enum NixError {
     Setup(std::io::Error),
 }
 
+/// A package set must not build during evaluation (import from derivation): with the
+/// sandbox off, that build would run unconfined, and in Lambda it cannot run at all.
+const NO_IFD: [&str; 3] = ["--option", "allow-import-from-derivation", "false"];
+
 /// How to call Nix.
 #[derive(Debug, Clone)]
 pub struct Nix {
@@ -64,23 +68,30 @@ impl Nix {
 
     /// Evaluate which requested names exist (no build).
     pub async fn resolve(&self, request: &Value) -> Result<Resolution, NixError> {
+        self.eval_json(request, "result", &[]).await
+    }
+
+    /// The commit a moving git `source` points at now (`resolve.nix`'s `pin`). Nix would
+    /// trust its own cached idea of the ref for an hour (`tarball-ttl`); the registry has
+    /// its own refresh interval, so Nix must look.
+    pub async fn pin(&self, source: &Value) -> Result<String, NixError> {
+        let request = serde_json::json!({ "source": source });
+        self.eval_json(&request, "pin", &["--option", "tarball-ttl", "0"])
+            .await
+    }
+
+    async fn eval_json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: &Value,
+        attr: &str,
+        options: &[&str],
+    ) -> Result<T, NixError> {
         let req = request.to_string();
-        let out = self
-            .run(
-                "nix-instantiate",
-                &[
-                    "--eval",
-                    "--strict",
-                    "--json",
-                    self.resolver_str(),
-                    "--argstr",
-                    "request",
-                    &req,
-                    "-A",
-                    "result",
-                ],
-            )
-            .await?;
+        let mut args = vec!["--eval", "--strict", "--json"];
+        args.extend(NO_IFD);
+        args.extend(options);
+        args.extend([self.resolver_str(), "--argstr", "request", &req, "-A", attr]);
+        let out = self.run("nix-instantiate", &args).await?;
         serde_json::from_str(&out).map_err(|e| NixError::BadOutput {
             program: "nix-instantiate".into(),
             reason: e.to_string(),
@@ -90,20 +101,10 @@ impl Nix {
     /// Build (realise) the found packages; returns their output paths.
     pub async fn realise(&self, request: &Value) -> Result<Vec<String>, NixError> {
         let req = request.to_string();
-        let out = self
-            .run(
-                "nix-build",
-                &[
-                    self.resolver_str(),
-                    "--argstr",
-                    "request",
-                    &req,
-                    "-A",
-                    "drvs",
-                    "--no-out-link",
-                ],
-            )
-            .await?;
+        let mut args = NO_IFD.to_vec();
+        args.extend([self.resolver_str(), "--argstr", "request", &req]);
+        args.extend(["-A", "drvs", "--no-out-link"]);
+        let out = self.run("nix-build", &args).await?;
         Ok(out
             .lines()
             .filter(|l| l.starts_with('/'))

@@ -7,9 +7,11 @@ use aws_config::SdkConfig;
 use nixery_aws::clients::Clients;
 use nixery_aws::dynamo::DynamoIndex;
 use nixery_aws::env::{self, ConfigError, EnvReader};
-use nixery_aws::lambda::LambdaBuilder;
+use nixery_aws::lambda::{LambdaBuilder, LambdaBuilderSettings};
 use nixery_aws::s3::S3BlobStore;
+use nixery_core::builder::DEFAULT_PIN_TTL;
 use nixery_core::registry::{Registry, RegistrySettings};
+use nixery_core::source::PackageSource;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +33,9 @@ pub struct Settings {
     pub bucket: String,
     pub table: String,
     pub builder_function: String,
+    /// The builder's package source: manifests are cached per source identity.
+    pub source: PackageSource,
+    pub pin_ttl: Duration,
     pub build_wait: Duration,
     pub presign_ttl: Duration,
     /// Not from the environment: the defaults fit Lambda; tests shorten them.
@@ -49,6 +54,14 @@ impl Settings {
             bucket: env.required(env::BUCKET),
             table: env.required(env::TABLE),
             builder_function: env.required(env::BUILDER_FUNCTION),
+            source: match env.optional(env::PKGS_REPO) {
+                Some(url) => PackageSource::Git { url },
+                None => PackageSource::Channel(
+                    env.optional(env::CHANNEL)
+                        .unwrap_or_else(|| env::DEFAULT_CHANNEL.into()),
+                ),
+            },
+            pin_ttl: env.seconds(env::PIN_TTL, DEFAULT_PIN_TTL.as_secs(), 0),
             build_wait: env.seconds(env::BUILD_WAIT, DEFAULT_BUILD_WAIT_SECS, 1),
             presign_ttl: env.seconds(env::PRESIGN_TTL, DEFAULT_PRESIGN_TTL_SECS, 1),
             lease_ttl: LEASE_TTL,
@@ -71,20 +84,21 @@ pub fn registry_with_clients(settings: &Settings, clients: &Clients) -> Arc<Regi
     let index = Arc::new(DynamoIndex::new(clients.dynamodb.clone(), &settings.table));
     let builder = LambdaBuilder::new(
         clients.lambda.clone(),
-        &settings.builder_function,
         index,
-        settings.lease_ttl,
-    )
-    .with_invoke_timeout(settings.invoke_timeout);
+        LambdaBuilderSettings {
+            function: settings.builder_function.clone(),
+            source: settings.source.clone(),
+            pin_ttl: settings.pin_ttl,
+            lease_ttl: settings.lease_ttl,
+            invoke_timeout: settings.invoke_timeout,
+        },
+    );
     Registry::new(
         Arc::new(blobs),
         Arc::new(builder),
         RegistrySettings {
             build_wait: Some(settings.build_wait),
-            source_description: format!(
-                "the package set of builder function {}",
-                settings.builder_function
-            ),
+            source_description: settings.source.describe(),
         },
     )
 }

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 pub mod aws;
 pub mod binary_cache;
+pub mod channel;
 mod containerd;
 mod http;
 pub mod lambda;

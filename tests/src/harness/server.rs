@@ -75,14 +75,19 @@ impl Server {
             .join(format!("serve-{}.log", self.generation));
         let mut cmd = nixery_command();
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--storage"])
-            .arg(&self.storage)
-            .arg("--pkgs-path")
-            .arg(pkgs_path())
-            .args(&self.extra_args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            );
+            .arg(&self.storage);
+        // The offline package set, unless the test names another source.
+        let own_source = self
+            .extra_args
+            .iter()
+            .any(|a| a == "--pkgs-repo" || a == "--channel");
+        if !own_source {
+            cmd.arg("--pkgs-path").arg(pkgs_path());
+        }
+        cmd.args(&self.extra_args).env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        );
         let mut process = ChildGuard::spawn(cmd, &log, "nixery serve");
         let re = Regex::new(r"listening on 127\.0\.0\.1:(\d+)").expect("regex");
         let port = process.wait_log(START_TIMEOUT, |log| {

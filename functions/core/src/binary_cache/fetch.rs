@@ -2,7 +2,7 @@
 //! A trait so the AWS builder can plug in, say, an S3 client without the core knowing.
 
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -21,13 +21,19 @@ pub trait CacheTransport: Send + Sync {
     async fn get(&self, path: &str) -> io::Result<ByteStream>;
 }
 
-/// Cache paths come from narinfo `URL` lines, which signatures do not cover: refuse anything
-/// that could leave the cache root.
+/// Cache paths come from narinfo `URL` lines, which signatures do not cover, and end up in
+/// URLs as well as file paths: only plain segments of `[A-Za-z0-9._-]`, none of them `.` or
+/// `..`, so nothing can leave the cache root or smuggle `%`, `?`, `#` or `\\` into a URL.
 fn check_relative(path: &str) -> io::Result<&str> {
-    let ok = !path.is_empty()
-        && Path::new(path)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
+    let plain = |seg: &str| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    let ok = path.split('/').all(plain);
     match ok {
         true => Ok(path),
         false => Err(io::Error::new(
@@ -108,7 +114,19 @@ mod tests {
     #[test]
     fn only_plain_relative_paths() {
         assert!(check_relative("nar/x.nar.xz").is_ok());
-        for bad in ["", "/etc/passwd", "../x", "nar/../../x", "./x"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "nar/../../x",
+            "./x",
+            "nar/%2e%2e/x",
+            "nar\\..\\x",
+            "nar/x?y",
+            "nar/x#y",
+            "nar//x",
+            "nar/x y",
+        ] {
             assert!(check_relative(bad).is_err(), "{bad}");
         }
     }

@@ -81,18 +81,40 @@ fn stream_nar(
         path: path.clone(),
         source,
     };
-    let mut nar = HashingReader::new(decompress(info.compression, raw).map_err(nar_error)?);
+    // One byte past the signed size is enough to tell a lying narinfo; more is never read, so
+    // a hostile cache cannot make us decompress without end.
+    let decoded = decompress(info.compression, raw).map_err(nar_error)?;
+    let mut nar = HashingReader::new(decoded.take(info.nar_size.saturating_add(1)));
     read_nar(&mut nar, root, sink).map_err(nar_error)?;
     nar.check(info.nar_size, &info.nar_hash).map_err(nar_error)
 }
 
-fn decompress(compression: NarCompression, raw: impl Read + 'static) -> io::Result<Box<dyn Read>> {
+/// Decoder memory limits: xz -9 needs 65 MiB, zstd's largest standard window is 128 MiB;
+/// anything asking for more is refused rather than allocated.
+const XZ_MEMLIMIT: u64 = 80 << 20;
+const ZSTD_WINDOW_LOG_MAX: u32 = 27;
+
+pub(super) fn decompress(
+    compression: NarCompression,
+    raw: impl Read + 'static,
+) -> io::Result<Box<dyn Read>> {
     Ok(match compression {
         NarCompression::None => Box::new(raw),
-        // Multi-stream, as parallel xz compressors may concatenate streams.
-        NarCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(raw)),
-        NarCompression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
+        NarCompression::Xz => Box::new(xz_decoder(raw, XZ_MEMLIMIT)?),
+        NarCompression::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::new(raw)?;
+            decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+            Box::new(decoder)
+        }
     })
+}
+
+fn xz_decoder<R: Read>(raw: R, memlimit: u64) -> io::Result<liblzma::read::XzDecoder<R>> {
+    // Concatenated: parallel xz compressors may write several streams.
+    let flags = liblzma::stream::CONCATENATED;
+    let stream =
+        liblzma::stream::Stream::new_stream_decoder(memlimit, flags).map_err(io::Error::other)?;
+    Ok(liblzma::read::XzDecoder::new_stream(raw, stream))
 }
 
 /// NAR entries to layer entries, with the store's modes. A packing error is kept whole in
@@ -174,5 +196,87 @@ impl NarSink for TreeSink {
 
     fn symlink(&mut self, path: &Path, _: &Path) -> io::Result<()> {
         self.insert(path, Tree::Leaf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binary_cache::FileTransport;
+    use sha2::{Digest as _, Sha256};
+
+    /// A NAR of one regular file holding `size` bytes.
+    fn file_nar(size: usize) -> Vec<u8> {
+        let mut nar = Vec::new();
+        let mut s = |bytes: &[u8]| {
+            nar.extend((bytes.len() as u64).to_le_bytes());
+            nar.extend(bytes);
+            nar.resize(nar.len().div_ceil(8) * 8, 0);
+        };
+        for t in ["nix-archive-1", "(", "type", "regular", "contents"] {
+            s(t.as_bytes());
+        }
+        s(&vec![7u8; size]);
+        s(b")");
+        nar
+    }
+
+    fn info(nar: &[u8], nar_size: u64) -> NarInfo {
+        NarInfo {
+            store_path: format!("/nix/store/{}-x", "a".repeat(32)),
+            url: "nar/x.nar".into(),
+            compression: NarCompression::None,
+            file_hash: None,
+            file_size: None,
+            nar_hash: Sha256::digest(nar).into(),
+            nar_size,
+            references: vec![],
+            deriver: None,
+            sigs: vec![],
+        }
+    }
+
+    /// A NAR longer than its narinfo says is refused after NarSize + 1 bytes, never read
+    /// (or decompressed) to its end.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_nar_longer_than_nar_size_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("nar")).expect("mkdir");
+        let nar = file_nar(4 << 20);
+        std::fs::write(dir.path().join("nar/x.nar"), &nar).expect("write");
+        let transport: Arc<dyn CacheTransport> = Arc::new(FileTransport::new(dir.path()));
+        let handle = Handle::current();
+        let lying = info(&nar, 4096);
+        let honest = info(&nar, nar.len() as u64);
+        let (lie, truth) = tokio::task::spawn_blocking(move || {
+            (
+                tree(&handle, transport.clone(), &lying),
+                tree(&handle, transport, &honest),
+            )
+        })
+        .await
+        .expect("join");
+        let err = lie.expect_err("longer than NarSize").to_string();
+        assert!(err.contains("NAR"), "{err}");
+        assert_eq!(truth.expect("the honest narinfo"), Tree::Leaf);
+    }
+
+    #[test]
+    fn xz_streams_needing_more_memory_than_the_limit_are_refused() {
+        let data = vec![42u8; 1 << 16];
+        let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        enc.write_all(&data).expect("compress");
+        let xz = enc.finish().expect("finish");
+        let mut out = Vec::new();
+        let small = xz_decoder(&xz[..], 1 << 20)
+            .expect("decoder")
+            .read_to_end(&mut out);
+        assert!(small.is_err(), "xz -6 needs about 9 MiB to decode");
+        out.clear();
+        xz_decoder(&xz[..], XZ_MEMLIMIT)
+            .expect("decoder")
+            .read_to_end(&mut out)
+            .expect("within the limit");
+        assert_eq!(out, data);
     }
 }

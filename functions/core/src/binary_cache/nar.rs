@@ -27,6 +27,11 @@ use sha2::{Digest, Sha256};
 /// Longest name, symlink target or token we accept; Nix's own limit for names is 255 bytes and
 /// for targets PATH_MAX, so this only stops a hostile length from allocating gigabytes.
 const MAX_STRING: u64 = 64 * 1024;
+/// Deepest directory nesting accepted. Each open directory keeps its path, so depth times
+/// path length bounds the parser's memory; real store paths nest a few dozen levels.
+pub const MAX_DEPTH: usize = 256;
+/// Longest entry path accepted (Linux's PATH_MAX): a layer could not be unpacked past it.
+pub const MAX_PATH: usize = 4096;
 
 /// Where the entries of a NAR go; `path` is the root path given to [`read_nar`] joined with
 /// the entry's names.
@@ -70,8 +75,14 @@ pub fn read_nar(input: &mut impl Read, root: &Path, sink: &mut dyn NarSink) -> i
                 check_name(&name, last.as_deref())?;
                 nar.expect("node")?;
                 let child = dir.join(std::ffi::OsStr::from_bytes(&name));
+                if child.as_os_str().len() > MAX_PATH {
+                    return Err(bad(format!("entry path longer than {MAX_PATH} bytes")));
+                }
                 *last = Some(name);
                 if nar.node(&child, sink)? {
+                    if open.len() >= MAX_DEPTH {
+                        return Err(bad(format!("directories nested deeper than {MAX_DEPTH}")));
+                    }
                     open.push((child, None));
                 } else {
                     nar.expect(")")?;
@@ -358,6 +369,27 @@ mod tests {
                 "{why}: {err}"
             );
         }
+    }
+
+    /// A NAR of `depth` nested directories named `name`.
+    fn nested(depth: usize, name: &str) -> Vec<u8> {
+        let mut nar = Nar::default().t(&["nix-archive-1", "(", "type", "directory"]);
+        for _ in 0..depth {
+            nar = entry(nar, name).t(&["directory"]);
+        }
+        for _ in 0..depth {
+            nar = nar.t(&[")", ")"]);
+        }
+        nar.t(&[")"]).0
+    }
+
+    #[test]
+    fn nesting_and_path_length_are_bounded() {
+        assert!(parse(&nested(MAX_DEPTH - 1, "d")).is_ok());
+        let deep = parse(&nested(MAX_DEPTH + 1, "d")).expect_err("too deep");
+        assert!(deep.to_string().contains("nested deeper"), "{deep}");
+        let long = parse(&nested(20, &"n".repeat(250))).expect_err("too long");
+        assert!(long.to_string().contains("longer than"), "{long}");
     }
 
     #[test]

@@ -19,18 +19,29 @@ pub fn layer_key(group: &LayerGroup) -> String {
     format!("layer-{}", hex::encode(h.finalize()))
 }
 
-/// The key of an image: the package set (a pin, or the source when it has none), the
-/// packing format, the architecture and the packages.
-pub fn manifest_key(source_id: &str, image: &ImageName) -> String {
+/// The key of a built image: the pinned package set, the packing format, the architecture
+/// and the packages.
+pub fn manifest_key(pin_id: &str, image: &ImageName) -> String {
+    image_key("manifest", pin_id, image)
+}
+
+/// The key of an image request: the source as configured (and the tag where it selects a
+/// git ref), the packing format, the architecture and the packages. It points at the
+/// manifest the request last resolved to.
+pub fn alias_key(source_identity: &str, image: &ImageName) -> String {
+    image_key("alias", source_identity, image)
+}
+
+fn image_key(kind: &str, source: &str, image: &ImageName) -> String {
     let mut h = Sha256::new();
     h.update(LAYER_FORMAT);
     h.update([0]);
-    h.update(source_id);
+    h.update(source);
     h.update([0]);
     h.update(image.arch.nix_system());
     for p in &image.packages {
         h.update([0]);
         h.update(p);
     }
-    format!("manifest-{}", hex::encode(h.finalize()))
+    format!("{kind}-{}", hex::encode(h.finalize()))
 }

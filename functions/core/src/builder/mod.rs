@@ -7,8 +7,10 @@ mod nix_builder;
 mod steps;
 
 pub use inflight::InFlight;
-pub use keys::{layer_key, manifest_key, LAYER_FORMAT};
-pub use nix_builder::{BuildContext, BuildSettings, NixBuilder};
+pub use keys::{alias_key, layer_key, manifest_key, LAYER_FORMAT};
+pub use nix_builder::{
+    BuildContext, BuildSettings, NixBuilder, DEFAULT_LEASE_TTL, DEFAULT_PIN_TTL,
+};
 
 use crate::binary_cache::BinaryCacheError;
 use crate::image::ImageError;
@@ -47,6 +49,8 @@ pub enum BuildError {
     Interrupted(String),
     #[error("the builder function {0}")]
     Remote(#[from] RemoteError),
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
 }
 
 /// How a build delegated to another process (the builder Lambda) went wrong. The adapter

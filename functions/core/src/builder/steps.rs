@@ -10,15 +10,16 @@ use crate::image::{image_docs, LayerDesc};
 use crate::layers::{group_layers, GroupingOptions, LayerGroup};
 use crate::name::ImageName;
 use crate::pack::{pack_entries, Compression, PackError};
+use crate::source::Pinned;
 use crate::storage::{BlobRef, LayerEntry, ManifestEntry, StorageError};
 use crate::store_paths::LayerOut;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+use tempfile::TempPath;
 
 /// Layers packed at once: packing is CPU-bound and single-threaded each.
 const PACK_CONCURRENCY: usize = 2;
@@ -31,18 +32,25 @@ pub(super) async fn cached_manifest(
     let Some(entry) = ctx.index.get_manifest(key).await? else {
         return Ok(None);
     };
-    let present = ctx.blobs.size(&entry.docker.digest).await?.is_some()
-        && ctx.blobs.size(&entry.oci.digest).await?.is_some();
-    Ok(present.then_some(entry))
+    Ok(manifest_stored(ctx, &entry).await?.then_some(entry))
+}
+
+/// Whether both manifests of an image are in the blob store.
+pub(super) async fn manifest_stored(
+    ctx: &Context,
+    entry: &ManifestEntry,
+) -> Result<bool, BuildError> {
+    Ok(ctx.blobs.size(&entry.docker.digest).await?.is_some()
+        && ctx.blobs.size(&entry.oci.digest).await?.is_some())
 }
 
 pub(super) async fn build_image(
     ctx: &Arc<Context>,
     image: &ImageName,
-    tag: &str,
+    pinned: &Pinned,
 ) -> Result<ManifestEntry, BuildError> {
     let request = json!({
-        "source": ctx.source.to_json(tag),
+        "source": pinned.nix,
         "system": image.arch.nix_system(),
         "packages": image.packages,
     });
@@ -115,26 +123,19 @@ async fn store_layers(
         let ctx = ctx.clone();
         async move {
             match hit {
-                Some(e) if ctx.blobs.size(&e.digest).await?.is_some() => {
-                    tracing::info!(digest = %e.digest, paths = e.contents.len(), "{}", events::LAYER_REUSED);
-                    Ok(e)
+                Some(layer) if ctx.blobs.size(&layer.digest).await?.is_some() => {
+                    let paths = group.contents.len();
+                    tracing::info!(digest = %layer.digest, paths, "{}", events::LAYER_REUSED);
+                    Ok(layer)
                 }
                 _ => pack_store_layer(&ctx, key, group).await,
             }
         }
     });
-    let entries: Vec<LayerEntry> = futures::stream::iter(jobs)
+    futures::stream::iter(jobs)
         .buffered(PACK_CONCURRENCY)
         .try_collect()
-        .await?;
-    Ok(entries
-        .into_iter()
-        .map(|e| LayerDesc {
-            digest: e.digest,
-            diff_id: e.diff_id,
-            size: e.size,
-        })
-        .collect())
+        .await
 }
 
 /// Pack one layer, store the blob, and only then record it in the index.
@@ -142,38 +143,37 @@ async fn pack_store_layer(
     ctx: &Arc<Context>,
     key: String,
     group: LayerGroup,
-) -> Result<LayerEntry, BuildError> {
+) -> Result<LayerDesc, BuildError> {
     let t = Instant::now();
     let (file, path) = temp_file(ctx)?;
-    let packed = ctx
+    let digests = ctx
         .store
         .pack(group.contents.clone(), file, Compression::default())
-        .await;
-    let digests = match packed {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-    };
+        .await?;
     let entry = LayerEntry {
-        digest: digests.digest,
-        diff_id: digests.diff_id,
-        size: digests.size,
+        layer: LayerDesc {
+            digest: digests.digest,
+            diff_id: digests.diff_id,
+            size: digests.size,
+        },
         contents: group.contents,
     };
-    ctx.blobs.put_file(&entry.digest, &path).await?;
+    ctx.blobs.put_file(&entry.layer.digest, &path).await?;
     ctx.index.put_layer(&key, &entry).await?;
+    let (layer, paths) = (entry.layer, entry.contents.len());
     let elapsed_ms = t.elapsed().as_millis() as u64;
-    tracing::info!(digest = %entry.digest, size = entry.size, paths = entry.contents.len(), elapsed_ms, "{}", events::LAYER_PACKED);
-    Ok(entry)
+    tracing::info!(digest = %layer.digest, size = layer.size, paths, elapsed_ms, "{}", events::LAYER_PACKED);
+    Ok(layer)
 }
 
-/// A temp file in the scratch dir for a layer being packed.
-fn temp_file(ctx: &Context) -> Result<(LayerOut, PathBuf), BuildError> {
+/// A temp file in the scratch dir for a layer being packed. The path deletes the file when
+/// dropped, so a failed packing or upload leaves nothing behind; a stored file is gone
+/// already (renamed into place, or uploaded and removed).
+fn temp_file(ctx: &Context) -> Result<(LayerOut, TempPath), BuildError> {
     let io = |e| BuildError::Storage(StorageError::io(&ctx.scratch, e));
-    let tmp = tempfile::NamedTempFile::new_in(&ctx.scratch).map_err(io)?;
-    let (file, path) = tmp.keep().map_err(|e| io(e.error))?;
+    let (file, path) = tempfile::NamedTempFile::new_in(&ctx.scratch)
+        .map_err(io)?
+        .into_parts();
     Ok((std::io::BufWriter::with_capacity(1 << 20, file), path))
 }
 
@@ -190,20 +190,13 @@ async fn customisation_layer(
         trees.push((p, tree));
     }
     let (mut out, path) = temp_file(ctx)?;
-    let packed = tokio::task::spawn_blocking(move || {
+    let digests = tokio::task::spawn_blocking(move || {
         let entries = customisation_entries(&trees);
         let d = pack_entries(&entries, &mut out, Compression::default())?;
         out.flush().map_err(PackError::Output)?;
-        Ok::<_, PackError>(d)
+        Ok::<_, BuildError>(d)
     })
-    .await?;
-    let digests = match packed {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = std::fs::remove_file(&path);
-            return Err(e.into());
-        }
-    };
+    .await??;
     let desc = LayerDesc {
         digest: digests.digest,
         diff_id: digests.diff_id,

@@ -21,6 +21,7 @@ pub enum ErrorCode {
     DigestInvalid,
     ManifestUnknown,
     NameInvalid,
+    PaginationNumberInvalid,
     TagInvalid,
     Unsupported,
     MethodNotAllowed,
@@ -38,6 +39,8 @@ impl ErrorCode {
             DigestInvalid => ("DIGEST_INVALID", StatusCode::BAD_REQUEST),
             ManifestUnknown => ("MANIFEST_UNKNOWN", StatusCode::NOT_FOUND),
             NameInvalid => ("NAME_INVALID", StatusCode::BAD_REQUEST),
+            // Not in the OCI spec's table; the code distribution (the reference registry) uses.
+            PaginationNumberInvalid => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             TagInvalid => ("TAG_INVALID", StatusCode::BAD_REQUEST),
             Unsupported => ("UNSUPPORTED", StatusCode::NOT_FOUND),
             MethodNotAllowed => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
@@ -144,6 +147,7 @@ fn stage(e: &BuildError) -> &'static str {
         B::Image(_) => "writing the image metadata",
         B::Cache(_) => "fetching store paths from the binary cache",
         B::Remote(_) => "in the builder function",
+        B::Source(_) => "resolving the package source",
         B::UnknownPackages { .. } | B::LeaseTimeout(_) | B::Interrupted(_) => "inside the registry",
     }
 }

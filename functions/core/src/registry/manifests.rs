@@ -11,6 +11,10 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 
+/// Manifests longer than this are not ours (the distribution spec asks registries to take
+/// at least 4 MiB); anything longer, such as a layer asked for by its digest, is not read.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
 pub(super) async fn get(
     reg: &Registry,
     name: &str,
@@ -38,7 +42,8 @@ pub(super) async fn get(
     let (bytes, media_type) = match reg.manifests.get(&digest) {
         Some(hit) => hit,
         None => {
-            let bytes = reg.blobs.get_bytes(&digest).await?.ok_or_else(unknown)?;
+            let bytes = reg.blobs.get_bytes(&digest, MAX_MANIFEST_BYTES).await?;
+            let bytes = bytes.ok_or_else(unknown)?;
             let media_type = manifest_media_type(&bytes).ok_or_else(unknown)?;
             // Content-addressed, so never stale.
             reg.manifests.put(&digest, &(bytes.clone(), media_type));

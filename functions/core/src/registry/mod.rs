@@ -6,6 +6,7 @@ pub mod error;
 mod landing;
 mod manifests;
 mod paths;
+mod tags;
 
 use crate::builder::Builder;
 use crate::digest::Digest;
@@ -129,7 +130,7 @@ async fn v2(State(reg): State<Arc<Registry>>, req: Request) -> Response {
     };
     let result = match endpoint {
         Endpoint::Base => Ok(base()),
-        Endpoint::Tags { name } => Ok(tags(name)),
+        Endpoint::Tags { name } => tags::list(name, req.uri().query()),
         Endpoint::Manifest { name, reference } => {
             manifests::get(&reg, name, reference, &method, &headers).await
         }
@@ -138,16 +139,11 @@ async fn v2(State(reg): State<Arc<Registry>>, req: Request) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-fn base() -> Response {
+pub(crate) fn base() -> Response {
     (
         StatusCode::OK,
         [("Docker-Distribution-API-Version", "registry/2.0")],
         axum::Json(serde_json::json!({})),
     )
         .into_response()
-}
-
-/// Every package list can be built at any tag, so the list is nominal.
-fn tags(name: &str) -> Response {
-    axum::Json(serde_json::json!({"name": name, "tags": ["latest"]})).into_response()
 }

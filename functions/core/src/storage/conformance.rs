@@ -10,19 +10,45 @@
 //! nixery_core::index_conformance!(redb);
 //! ```
 
-use super::{BlobAccess, BlobRef, BlobStore, Index, LayerEntry, ManifestEntry};
+use super::{AliasEntry, BlobAccess, BlobRef, BlobStore, Index, LayerEntry, ManifestEntry};
 use crate::digest::Digest;
+use crate::image::LayerDesc;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A layer entry whose fields all derive from `n`.
+/// A layer entry of one path whose fields all derive from `n`.
 pub fn layer(n: u8) -> LayerEntry {
+    layer_of(n, &[n])
+}
+
+/// A layer entry of the paths `paths` (numbered like [`path`]), its blob derived from `n`.
+pub fn layer_of(n: u8, paths: &[u8]) -> LayerEntry {
     LayerEntry {
-        digest: Digest::of(&[n]),
-        diff_id: Digest::of(&[n, n]),
-        size: n as u64,
-        contents: vec![format!("/nix/store/{n:032}-p{n}")],
+        layer: LayerDesc {
+            digest: Digest::of(&[n]),
+            diff_id: Digest::of(&[n, n]),
+            size: n as u64,
+        },
+        contents: paths.iter().map(|p| path(*p)).collect(),
+    }
+}
+
+pub fn path(n: u8) -> String {
+    format!("/nix/store/{n:032}-p{n}")
+}
+
+fn manifest(n: u8) -> ManifestEntry {
+    ManifestEntry {
+        docker: BlobRef {
+            digest: Digest::of(&[b'd', n]),
+            size: 1,
+        },
+        oci: BlobRef {
+            digest: Digest::of(&[b'o', n]),
+            size: 2,
+        },
     }
 }
 
@@ -32,7 +58,8 @@ pub fn layer(n: u8) -> LayerEntry {
 macro_rules! blob_store_conformance {
     ($make:path) => {
         $crate::blob_store_conformance!(@each $make,
-            absent_blob_is_none, put_file_then_read_back, storing_again_succeeds, small_blobs);
+            absent_blob_is_none, put_file_then_read_back, storing_again_succeeds, small_blobs,
+            get_bytes_refuses_blobs_over_the_limit);
     };
     (@each $make:path, $($scenario:ident),*) => {$(
         #[tokio::test]
@@ -50,7 +77,8 @@ macro_rules! index_conformance {
     ($make:path) => {
         $crate::index_conformance!(@each $make,
             layers_are_inserted_once, manifests_are_inserted_once, racing_inserts_have_one_winner,
-            leases_exclude_other_owners, expired_leases_can_be_taken);
+            leases_exclude_other_owners, expired_leases_can_be_taken, aliases_are_replaced,
+            layers_within_a_closure, many_layers_and_large_layers);
     };
     (@each $make:path, $($scenario:ident),*) => {$(
         #[tokio::test]
@@ -64,7 +92,7 @@ macro_rules! index_conformance {
 pub async fn absent_blob_is_none(store: &dyn BlobStore, _scratch: &Path) {
     let digest = Digest::of(b"never stored");
     assert_eq!(store.size(&digest).await.expect("size"), None);
-    assert!(store.get_bytes(&digest).await.expect("get").is_none());
+    assert!(store.get_bytes(&digest, 1024).await.expect("get").is_none());
     assert!(store.access(&digest).await.expect("access").is_none());
 }
 
@@ -79,7 +107,11 @@ pub async fn put_file_then_read_back(store: &dyn BlobStore, scratch: &Path) {
         Some(data.len() as u64)
     );
     assert_eq!(
-        store.get_bytes(&digest).await.expect("get").as_deref(),
+        store
+            .get_bytes(&digest, 1024)
+            .await
+            .expect("get")
+            .as_deref(),
         Some(&data[..])
     );
     match store.access(&digest).await.expect("access") {
@@ -103,7 +135,11 @@ pub async fn storing_again_succeeds(store: &dyn BlobStore, scratch: &Path) {
         .await
         .expect("re-put_bytes");
     assert_eq!(
-        store.get_bytes(&digest).await.expect("get").as_deref(),
+        store
+            .get_bytes(&digest, 1024)
+            .await
+            .expect("get")
+            .as_deref(),
         Some(&data[..])
     );
 }
@@ -116,13 +152,31 @@ pub async fn small_blobs(store: &dyn BlobStore, _scratch: &Path) {
         .await
         .expect("put_bytes");
     assert_eq!(
-        store.get_bytes(&digest).await.expect("get").as_deref(),
+        store
+            .get_bytes(&digest, 1024)
+            .await
+            .expect("get")
+            .as_deref(),
         Some(&small[..])
     );
     assert_eq!(
         store.size(&digest).await.expect("size"),
         Some(small.len() as u64)
     );
+}
+
+/// A blob longer than the caller's limit reads as absent, and a failed `put_file` still
+/// takes its file away.
+pub async fn get_bytes_refuses_blobs_over_the_limit(store: &dyn BlobStore, scratch: &Path) {
+    let data = vec![9u8; 4096];
+    let digest = Digest::of(&data);
+    let file = scratch.join("big");
+    std::fs::write(&file, &data).expect("write scratch");
+    store.put_file(&digest, &file).await.expect("put_file");
+    assert!(!file.exists(), "put_file takes the file over");
+    assert_eq!(store.get_bytes(&digest, 4095).await.expect("get"), None);
+    let whole = store.get_bytes(&digest, 4096).await.expect("get");
+    assert_eq!(whole.as_deref(), Some(&data[..]));
 }
 
 pub async fn layers_are_inserted_once(index: Arc<dyn Index>) {
@@ -134,21 +188,12 @@ pub async fn layers_are_inserted_once(index: Arc<dyn Index>) {
     assert!(!index.put_layer("layer-1", &layer(9)).await.expect("put"));
     let got = index.get_layers(&keys).await.expect("get");
     assert_eq!(got.len(), 2);
-    assert_eq!(got["layer-1"], layer(1));
-    assert_eq!(got["layer-3"], layer(3));
+    assert_eq!(got["layer-1"], layer(1).layer);
+    assert_eq!(got["layer-3"], layer(3).layer);
 }
 
 pub async fn manifests_are_inserted_once(index: Arc<dyn Index>) {
-    let entry = ManifestEntry {
-        docker: BlobRef {
-            digest: Digest::of(b"d"),
-            size: 1,
-        },
-        oci: BlobRef {
-            digest: Digest::of(b"o"),
-            size: 2,
-        },
-    };
+    let entry = manifest(1);
     assert_eq!(index.get_manifest("m").await.expect("get"), None);
     assert!(index.put_manifest("m", &entry).await.expect("put"));
     assert!(!index.put_manifest("m", &entry).await.expect("put"));
@@ -169,6 +214,68 @@ pub async fn racing_inserts_have_one_winner(index: Arc<dyn Index>) {
     assert_eq!(winners, 1, "exactly one racing conditional insert must win");
     let got = index.get_layers(&["race".to_string()]).await.expect("get");
     assert_eq!(got.len(), 1);
+}
+
+pub async fn aliases_are_replaced(index: Arc<dyn Index>) {
+    assert_eq!(index.get_alias("a").await.expect("get"), None);
+    let first = AliasEntry {
+        manifest: manifest(1),
+        manifest_key: "m1".into(),
+        resolved_ms: 1000,
+    };
+    index.put_alias("a", &first).await.expect("put");
+    assert_eq!(index.get_alias("a").await.expect("get"), Some(first));
+    let moved = AliasEntry {
+        manifest: manifest(2),
+        manifest_key: "m2".into(),
+        resolved_ms: 2000,
+    };
+    index.put_alias("a", &moved).await.expect("replace");
+    assert_eq!(index.get_alias("a").await.expect("get"), Some(moved));
+}
+
+/// Only layers whose every path is in the closure come back, with their contents.
+pub async fn layers_within_a_closure(index: Arc<dyn Index>) {
+    let (inside, straddling, elsewhere) = (layer_of(1, &[1, 2]), layer_of(2, &[3, 4]), layer(5));
+    for (key, entry) in [
+        ("in", &inside),
+        ("straddling", &straddling),
+        ("out", &elsewhere),
+    ] {
+        assert!(index.put_layer(key, entry).await.expect("put"));
+    }
+    let closure: BTreeSet<String> = [1, 2, 3, 9].into_iter().map(path).collect();
+    let got = index.layers_within(&closure).await.expect("within");
+    assert_eq!(got, vec![inside]);
+    assert!(index
+        .layers_within(&BTreeSet::new())
+        .await
+        .expect("empty")
+        .is_empty());
+}
+
+/// Layers of thousands of paths (a merged layer) are stored and found, and batch reads go
+/// past the backends' per-request limits.
+pub async fn many_layers_and_large_layers(index: Arc<dyn Index>) {
+    let paths: Vec<String> = (0..3000)
+        .map(|i| format!("/nix/store/{i:032}-big-{i}"))
+        .collect();
+    let big = LayerEntry {
+        layer: layer(200).layer,
+        contents: paths.clone(),
+    };
+    assert!(index
+        .put_layer("big", &big)
+        .await
+        .expect("put a 3000-path layer"));
+    let keys: Vec<String> = (0..150).map(|i| format!("k{i}")).collect();
+    for (i, k) in keys.iter().enumerate().step_by(10) {
+        assert!(index.put_layer(k, &layer(i as u8)).await.expect("put"));
+    }
+    assert_eq!(index.get_layers(&keys).await.expect("get").len(), 15);
+    let closure: BTreeSet<String> = paths.into_iter().collect();
+    let within = index.layers_within(&closure).await.expect("within");
+    assert_eq!(within, vec![big]);
 }
 
 pub async fn leases_exclude_other_owners(index: Arc<dyn Index>) {

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use tokio::io::AsyncReadExt;
 
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
@@ -51,11 +52,13 @@ impl BlobStore for FsBlobStore {
     async fn put_file(&self, digest: &Digest, file: &Path) -> Result<(), StorageError> {
         let (this, digest, file) = (self.clone(), digest.clone(), file.to_path_buf());
         blocking(move || {
-            if this.path(&digest).exists() {
-                let _ = std::fs::remove_file(&file);
-                return Ok(());
-            }
-            this.commit(&digest, &file)
+            let stored = match this.path(&digest).exists() {
+                true => Ok(()),
+                false => this.commit(&digest, &file),
+            };
+            // Gone either way: renamed into place, a duplicate, or a failed commit's leftover.
+            let _ = std::fs::remove_file(&file);
+            stored
         })
         .await
     }
@@ -87,10 +90,26 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn get_bytes(&self, digest: &Digest) -> Result<Option<Bytes>, StorageError> {
+    async fn get_bytes(
+        &self,
+        digest: &Digest,
+        max_len: u64,
+    ) -> Result<Option<Bytes>, StorageError> {
+        match self.size(digest).await? {
+            Some(len) if len <= max_len => {}
+            _ => return Ok(None),
+        }
         let path = self.path(digest);
-        match tokio::fs::read(&path).await {
-            Ok(b) => Ok(Some(b.into())),
+        let mut bytes = Vec::new();
+        let read = async {
+            let file = tokio::fs::File::open(&path).await?;
+            file.take(max_len.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .await
+        };
+        match read.await {
+            Ok(n) if n as u64 <= max_len => Ok(Some(bytes.into())),
+            Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StorageError::io(&path, e)),
         }

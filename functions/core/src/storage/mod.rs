@@ -11,6 +11,7 @@ pub mod fs;
 pub mod redb;
 
 use crate::digest::Digest;
+use crate::image::LayerDesc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -83,15 +84,18 @@ pub enum BlobAccess {
 /// Content-addressed blob storage.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// Store the finished file at `file` under `digest`, taking the file over.
-    /// Storing a digest that exists already succeeds.
+    /// Store the finished file at `file` under `digest`, taking the file over: it is gone
+    /// afterwards, whether storing succeeded or not. Storing a digest that exists already
+    /// succeeds.
     async fn put_file(&self, digest: &Digest, file: &Path) -> Result<(), StorageError>;
     /// Store small content (manifests, configs).
     async fn put_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<(), StorageError>;
     /// The size of a stored blob, or None.
     async fn size(&self, digest: &Digest) -> Result<Option<u64>, StorageError>;
-    /// Read a small blob whole (manifests); None if absent.
-    async fn get_bytes(&self, digest: &Digest) -> Result<Option<Bytes>, StorageError>;
+    /// Read a small blob whole (manifests); None if absent or longer than `max_len`, which
+    /// is then never read, so that a public layer digest cannot make the caller load it.
+    async fn get_bytes(&self, digest: &Digest, max_len: u64)
+        -> Result<Option<Bytes>, StorageError>;
     /// How to serve the blob, or None if absent.
     async fn access(&self, digest: &Digest) -> Result<Option<BlobAccess>, StorageError>;
 }
@@ -99,11 +103,22 @@ pub trait BlobStore: Send + Sync {
 /// A packed layer of store paths, as cached in the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerEntry {
-    pub digest: Digest,
-    pub diff_id: Digest,
-    pub size: u64,
+    /// The blob, as manifests and configs name it.
+    #[serde(flatten)]
+    pub layer: LayerDesc,
     /// The store paths in the layer, sorted.
     pub contents: Vec<String>,
+}
+
+/// Where an image request last resolved to. A moving source (a channel, a git branch) is
+/// resolved again once the entry is older than the configured refresh interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasEntry {
+    pub manifest: ManifestEntry,
+    /// The manifest's own key: the pinned package set, arch and packages.
+    pub manifest_key: String,
+    /// When the source was resolved, in ms since the epoch.
+    pub resolved_ms: u64,
 }
 
 /// A stored blob's digest and size.
@@ -120,28 +135,27 @@ pub struct ManifestEntry {
     pub oci: BlobRef,
 }
 
-/// The cache index: layer and manifest entries, and build leases.
+/// The cache index: layer, manifest and alias entries, and build leases.
 #[async_trait]
 pub trait Index: Send + Sync {
-    /// Look up several layer keys at once; absent keys are missing from the map.
-    async fn get_layers(
-        &self,
-        keys: &[String],
-    ) -> Result<HashMap<String, LayerEntry>, StorageError>;
+    /// Look up several layer keys at once; absent keys are missing from the map. The caller
+    /// knows the contents (they make the key), so only the blobs come back.
+    async fn get_layers(&self, keys: &[String])
+        -> Result<HashMap<String, LayerDesc>, StorageError>;
     /// Insert unless present; returns whether this call inserted it.
     async fn put_layer(&self, key: &str, entry: &LayerEntry) -> Result<bool, StorageError>;
-    /// Stored layers made only of paths in `closure`, so that a new image can
-    /// reuse them as they are (registry-aware grouping). A backend that cannot
-    /// answer cheaply returns none, which only costs sharing, not correctness.
+    /// Stored layers made only of paths in `closure`, so that a new image can reuse them as
+    /// they are (registry-aware grouping), without reading every layer of the index.
     async fn layers_within(
         &self,
-        _closure: &BTreeSet<String>,
-    ) -> Result<Vec<LayerEntry>, StorageError> {
-        Ok(Vec::new())
-    }
+        closure: &BTreeSet<String>,
+    ) -> Result<Vec<LayerEntry>, StorageError>;
     async fn get_manifest(&self, key: &str) -> Result<Option<ManifestEntry>, StorageError>;
     /// Insert unless present; returns whether this call inserted it.
     async fn put_manifest(&self, key: &str, entry: &ManifestEntry) -> Result<bool, StorageError>;
+    async fn get_alias(&self, key: &str) -> Result<Option<AliasEntry>, StorageError>;
+    /// Store or replace: an alias moves when its source does.
+    async fn put_alias(&self, key: &str, entry: &AliasEntry) -> Result<(), StorageError>;
     /// Take the build lease for `key` unless someone else holds an unexpired one.
     async fn acquire_lease(
         &self,
