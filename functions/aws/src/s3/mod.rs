@@ -60,9 +60,12 @@ enum Conditional {
     Conflict,
 }
 
-fn conditional<T, E: ProvideErrorMetadata>(
+/// How a conditional write ended; other errors become storage errors for `op` on `key`.
+fn conditional<T, E: ProvideErrorMetadata + std::fmt::Debug>(
     result: Result<T, SdkError<E>>,
-) -> Result<Conditional, SdkError<E>> {
+    op: &str,
+    key: &str,
+) -> Result<Conditional, StorageError> {
     let status = |e: &SdkError<E>| e.raw_response().map(|r| r.status().as_u16());
     match result {
         Ok(_) => Ok(Conditional::Written),
@@ -72,7 +75,7 @@ fn conditional<T, E: ProvideErrorMetadata>(
         Err(e) if status(&e) == Some(409) || e.code() == Some("ConditionalRequestConflict") => {
             Ok(Conditional::Conflict)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(s3_error(op, key, e)),
     }
 }
 
@@ -118,7 +121,7 @@ impl S3BlobStore {
                 .body(ByteStream::from(body.clone()))
                 .send()
                 .await;
-            match conditional(put).map_err(|e| s3_error("PutObject", &key, e))? {
+            match conditional(put, "PutObject", &key)? {
                 Conditional::Written | Conditional::Exists => return Ok(()),
                 Conditional::Conflict => {
                     tokio::time::sleep(CONFLICT_BACKOFF * (1 << attempt)).await

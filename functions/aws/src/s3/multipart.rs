@@ -137,7 +137,7 @@ impl S3BlobStore {
                 let msg = format!("{key}: S3 reports checksum {got}, the parts make {want}");
                 return Err(StorageError::backend("S3", msg));
             }
-            match conditional(done).map_err(|e| s3_error("CompleteMultipartUpload", key, e))? {
+            match conditional(done, "CompleteMultipartUpload", key)? {
                 Conditional::Conflict => {
                     tokio::time::sleep(CONFLICT_BACKOFF * (1 << attempt)).await
                 }
