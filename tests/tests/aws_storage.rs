@@ -2,8 +2,10 @@
 //! servers: s3s-fs for S3 and moto_server for DynamoDB; and what only S3 does (multipart
 //! uploads, presigned URLs).
 
+use nixery_aws::accounts::DynamoAccounts;
 use nixery_aws::dynamo::DynamoIndex;
 use nixery_aws::s3::{object_key, S3BlobStore};
+use nixery_core::accounts::Accounts;
 use nixery_core::digest::Digest;
 use nixery_core::storage::{BlobAccess, BlobStore, Index};
 use nixery_e2e::harness::aws::{create_bucket, dynamodb_client, s3_client, AwsServer, TABLE};
@@ -34,6 +36,22 @@ async fn dynamodb() -> (Arc<dyn Index>, AwsServer) {
         .await
         .expect("create table");
     (Arc::new(DynamoIndex::new(client, TABLE)), server)
+}
+
+async fn dynamodb_accounts() -> (Arc<dyn Accounts>, AwsServer) {
+    let server = AwsServer::moto();
+    let client = dynamodb_client(&server.endpoint).await;
+    DynamoAccounts::create_table(&client, "nixery-accounts")
+        .await
+        .expect("create accounts table");
+    (
+        Arc::new(DynamoAccounts::new(client, "nixery-accounts")),
+        server,
+    )
+}
+
+mod dynamodb_accounts {
+    nixery_core::accounts_conformance!(super::dynamodb_accounts);
 }
 
 mod s3_blob_store {

@@ -96,6 +96,7 @@ impl Stack {
             pin_ttl: Duration::from_secs(3600),
             build_wait: opts.build_wait,
             presign_ttl: Duration::from_secs(300),
+            auth: None,
             lease_ttl: opts.lease_ttl,
             invoke_timeout: opts.invoke_timeout,
         };
@@ -104,8 +105,12 @@ impl Stack {
                 s3: s3_client(&registry_s3.url).await,
                 dynamodb: dynamodb_client(&registry_ddb.url).await,
                 lambda: nixery_aws::clients::lambda(&sdk(&invoke.url).await),
+                ssm: aws_sdk_ssm::Client::new(&sdk(&moto.endpoint).await),
             };
-            serve(registry_with_clients(&settings, &clients)).await
+            let registry = registry_with_clients(&settings, &clients)
+                .await
+                .expect("registry");
+            serve(registry).await
         });
         let registry = proxy(&upstream);
         Stack {

@@ -51,6 +51,7 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 impl Clients {
@@ -59,6 +60,7 @@ impl Clients {
             s3: s3(config),
             dynamodb: dynamodb(config),
             lambda: lambda(config),
+            ssm: aws_sdk_ssm::Client::new(config),
         }
     }
 }

@@ -2,9 +2,11 @@
 //! a DynamoDB index and the builder Lambda client. The only crate that
 //! depends on the AWS SDK; the core never does.
 
+pub mod accounts;
 pub mod clients;
 pub mod dynamo;
 pub mod env;
 mod error;
 pub mod lambda;
 pub mod s3;
+pub mod secrets;

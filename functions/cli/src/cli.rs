@@ -12,13 +12,15 @@ use nixery_core::layers::{
 use nixery_core::local_stack::LocalStack;
 use nixery_core::name::{valid_tag, ImageName};
 use nixery_core::pack::{pack_paths, Compression};
-use nixery_core::registry::{router, Registry, RegistrySettings};
 use nixery_core::source::PackageSource;
 use nixery_core::store_paths::{CacheStore, NixStore, StorePaths};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::admin::{self, TenantArgs, UsageArgs};
+use crate::serve::{serve, ServeArgs};
 
 #[derive(Parser)]
 #[command(
@@ -35,24 +37,16 @@ pub struct Cli {
 enum Command {
     /// Serve the registry API on one machine.
     Serve(ServeArgs),
+    /// Manage tenants: create, list, suspend, resume, rotate-key, delete.
+    Tenant(TenantArgs),
+    /// Report usage per tenant, day and repository (JSON or CSV).
+    Usage(UsageArgs),
     /// Build an image into the storage without a server (warms the cache); prints its manifest digest.
     Build(BuildArgs),
     /// Group a runtime closure graph into layers; prints [{"contents":[...]}, ...].
     Layers(LayersArgs),
     /// Pack directories as one layer exactly as the registry does; prints {"digest","diff_id","size"}.
     Pack(PackArgs),
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
-    #[arg(long, env = "NIXERY_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
-    /// Answer 429 with Retry-After if a build takes longer than this many seconds (the build goes on). Default: wait.
-    #[arg(long, env = "NIXERY_BUILD_WAIT")]
-    build_wait: Option<u64>,
-    #[command(flatten)]
-    common: CommonArgs,
 }
 
 #[derive(Args)]
@@ -67,10 +61,10 @@ struct BuildArgs {
 }
 
 #[derive(Args)]
-struct CommonArgs {
+pub struct CommonArgs {
     /// Storage directory: blobs, index and scratch space.
     #[arg(long, env = "NIXERY_STORAGE", default_value = "nixery-data")]
-    storage: PathBuf,
+    pub storage: PathBuf,
     /// Local package set (a directory with default.nix taking { system }); highest precedence.
     #[arg(long, env = "NIXERY_PKGS_PATH")]
     pkgs_path: Option<PathBuf>,
@@ -148,6 +142,8 @@ enum LayerCompression {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(a) => runtime()?.block_on(serve(a)),
+        Command::Tenant(a) => runtime()?.block_on(admin::tenant(a)),
+        Command::Usage(a) => runtime()?.block_on(admin::usage(a)),
         Command::Build(a) => runtime()?.block_on(build(a)),
         Command::Layers(a) => layers(a),
         Command::Pack(a) => pack(a),
@@ -182,7 +178,7 @@ impl CommonArgs {
         Ok(Arc::new(CacheStore::new(cache)))
     }
 
-    fn open(&self) -> Result<LocalStack> {
+    pub fn open(&self) -> Result<LocalStack> {
         let popularity = match &self.popularity {
             Some(p) => read_json(p)?,
             None => Popularity::default(),
@@ -206,31 +202,6 @@ impl CommonArgs {
         .with_context(|| format!("opening storage {}", self.storage.display()))?;
         Ok(stack)
     }
-}
-
-async fn serve(a: ServeArgs) -> Result<()> {
-    let stack = a.common.open()?;
-    let settings = RegistrySettings {
-        build_wait: a.build_wait.map(Duration::from_secs),
-        source_description: stack.builder.source().describe(),
-    };
-    let registry = Registry::new(stack.blobs.clone(), stack.builder.clone(), settings);
-    let listener = tokio::net::TcpListener::bind(&a.listen)
-        .await
-        .with_context(|| format!("binding {}", a.listen))?;
-    let addr = listener.local_addr()?;
-    println!("nixery listening on {addr}");
-    std::io::stdout().flush()?;
-    tracing::info!(%addr, source = %stack.builder.source().describe(), storage = %a.common.storage.display(), "serving");
-    axum::serve(listener, router(registry))
-        .with_graceful_shutdown(shutdown())
-        .await?;
-    Ok(())
-}
-
-async fn shutdown() {
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutting down");
 }
 
 async fn build(a: BuildArgs) -> Result<()> {

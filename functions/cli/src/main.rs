@@ -1,6 +1,9 @@
 //! `nixery`: serve the registry, build an image, group layers, pack a layer.
 
+mod admin;
+mod admin_socket;
 mod cli;
+mod serve;
 
 use clap::Parser;
 

@@ -11,3 +11,7 @@ pub const LAYER_REUSED: &str = "layer reused";
 pub const NIX_CALL: &str = "nix call";
 /// One step of a build finished (fields: `image`, `step`, `elapsed_ms`).
 pub const BUILD_STEP: &str = "build step";
+/// A registry token was issued (fields: `tenant`, `repositories`).
+pub const TOKEN_ISSUED: &str = "token issued";
+/// A bearer token was refused: expired, forged or for another service (field: `error`).
+pub const TOKEN_REJECTED: &str = "token rejected";

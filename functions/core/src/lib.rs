@@ -12,6 +12,7 @@
 //! - [`store_paths::StorePaths`]: where the files of store paths come from (the local Nix
 //!   store or a binary cache).
 
+pub mod accounts;
 pub mod binary_cache;
 pub mod builder;
 pub mod customisation;

@@ -4,12 +4,15 @@
 //! the same router is what `nixery serve` serves locally.
 
 use aws_config::SdkConfig;
+use nixery_aws::accounts::DynamoAccounts;
 use nixery_aws::clients::Clients;
 use nixery_aws::dynamo::DynamoIndex;
 use nixery_aws::env::{self, ConfigError, EnvReader};
 use nixery_aws::lambda::{LambdaBuilder, LambdaBuilderSettings};
 use nixery_aws::s3::S3BlobStore;
+use nixery_aws::secrets::{signing_keys, SecretError};
 use nixery_core::builder::DEFAULT_PIN_TTL;
+use nixery_core::registry::auth::{Auth, AuthSettings, PublicUrlError, MIN_TOKEN_TTL_SECS};
 use nixery_core::registry::{Registry, RegistrySettings};
 use nixery_core::source::PackageSource;
 use std::sync::Arc;
@@ -20,6 +23,8 @@ use std::time::Duration;
 pub const DEFAULT_BUILD_WAIT_SECS: u64 = 25;
 /// Seconds a presigned blob URL stays valid.
 pub const DEFAULT_PRESIGN_TTL_SECS: u64 = 300;
+/// Seconds a registry token stays valid.
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 300;
 /// Build leases outlive the builder Lambda's 15-minute timeout, so a live
 /// build keeps its lease and a dead one frees it soon after.
 pub const LEASE_TTL: Duration = Duration::from_secs(16 * 60);
@@ -38,9 +43,29 @@ pub struct Settings {
     pub pin_ttl: Duration,
     pub build_wait: Duration,
     pub presign_ttl: Duration,
+    /// Token auth and metering, when on.
+    pub auth: Option<AuthConfig>,
     /// Not from the environment: the defaults fit Lambda; tests shorten them.
     pub lease_ttl: Duration,
     pub invoke_timeout: Duration,
+}
+
+/// Where the registry finds what token auth needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub public_url: String,
+    pub accounts_table: String,
+    pub signing_key_parameter: String,
+    pub token_ttl: Duration,
+}
+
+/// Why the registry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the token signing key: {0}")]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    PublicUrl(#[from] PublicUrlError),
 }
 
 impl Settings {
@@ -64,6 +89,19 @@ impl Settings {
             pin_ttl: env.seconds(env::PIN_TTL, DEFAULT_PIN_TTL.as_secs(), 0),
             build_wait: env.seconds(env::BUILD_WAIT, DEFAULT_BUILD_WAIT_SECS, 1),
             presign_ttl: env.seconds(env::PRESIGN_TTL, DEFAULT_PRESIGN_TTL_SECS, 1),
+            auth: match env.flag(env::AUTH, false) {
+                false => None,
+                true => Some(AuthConfig {
+                    public_url: env.required(env::PUBLIC_URL),
+                    accounts_table: env.required(env::ACCOUNTS_TABLE),
+                    signing_key_parameter: env.required(env::SIGNING_KEY_PARAMETER),
+                    token_ttl: env.seconds(
+                        env::TOKEN_TTL,
+                        DEFAULT_TOKEN_TTL_SECS,
+                        MIN_TOKEN_TTL_SECS,
+                    ),
+                }),
+            },
             lease_ttl: LEASE_TTL,
             invoke_timeout: INVOKE_TIMEOUT,
         };
@@ -73,12 +111,15 @@ impl Settings {
 }
 
 /// The registry on AWS, with SDK clients made once from `sdk`.
-pub fn registry(settings: &Settings, sdk: &SdkConfig) -> Arc<Registry> {
-    registry_with_clients(settings, &Clients::from_sdk(sdk))
+pub async fn registry(settings: &Settings, sdk: &SdkConfig) -> Result<Arc<Registry>, StartError> {
+    registry_with_clients(settings, &Clients::from_sdk(sdk)).await
 }
 
 /// The registry on the given clients (tests put proxies in front of some services).
-pub fn registry_with_clients(settings: &Settings, clients: &Clients) -> Arc<Registry> {
+pub async fn registry_with_clients(
+    settings: &Settings,
+    clients: &Clients,
+) -> Result<Arc<Registry>, StartError> {
     let blobs = S3BlobStore::new(clients.s3.clone(), &settings.bucket)
         .with_presign_ttl(settings.presign_ttl);
     let index = Arc::new(DynamoIndex::new(clients.dynamodb.clone(), &settings.table));
@@ -93,14 +134,31 @@ pub fn registry_with_clients(settings: &Settings, clients: &Clients) -> Arc<Regi
             invoke_timeout: settings.invoke_timeout,
         },
     );
-    Registry::new(
+    let registry_settings = RegistrySettings {
+        build_wait: Some(settings.build_wait),
+        source_description: settings.source.describe(),
+    };
+    let auth = match &settings.auth {
+        Some(config) => Some(auth(config, clients).await?),
+        None => None,
+    };
+    Ok(Registry::with_auth(
         Arc::new(blobs),
         Arc::new(builder),
-        RegistrySettings {
-            build_wait: Some(settings.build_wait),
-            source_description: settings.source.describe(),
-        },
-    )
+        registry_settings,
+        auth,
+    ))
+}
+
+async fn auth(config: &AuthConfig, clients: &Clients) -> Result<Auth, StartError> {
+    let keys = signing_keys(&clients.ssm, &config.signing_key_parameter).await?;
+    let accounts = DynamoAccounts::new(clients.dynamodb.clone(), &config.accounts_table);
+    let settings = AuthSettings {
+        public_url: config.public_url.clone(),
+        token_ttl: config.token_ttl,
+        keys,
+    };
+    Ok(Auth::new(settings, Arc::new(accounts))?)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing();
     let settings = Settings::from_env()?;
     let sdk = nixery_aws::clients::sdk_config().await;
-    let app = nixery_core::registry::router(registry(&settings, &sdk));
+    let app = nixery_core::registry::router(registry(&settings, &sdk).await?);
     lambda_http::run(app)
         .await
         .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))

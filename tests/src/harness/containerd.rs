@@ -113,6 +113,11 @@ impl Containerd {
         })
     }
 
+    /// `ctr ARGS...` whatever its outcome (for pulls expected to fail).
+    pub fn try_ctr(&self, args: &[&str]) -> Output {
+        self.ctr_output(args)
+    }
+
     fn ctr_output(&self, args: &[&str]) -> Output {
         output_within(
             Command::new("ctr")

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 pub mod aws;
 pub mod binary_cache;
 pub mod channel;
+pub mod clients;
 mod containerd;
 mod http;
 pub mod lambda;

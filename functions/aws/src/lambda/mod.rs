@@ -18,7 +18,9 @@ use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use lease::LeaseGuard;
-use nixery_core::builder::{alias_key, BuildError, Builder, InFlight, RemoteError};
+use nixery_core::builder::{
+    alias_key, BuildError, BuildGate, Builder, InFlight, OpenGate, RemoteError,
+};
 use nixery_core::name::ImageName;
 use nixery_core::source::PackageSource;
 use nixery_core::storage::{now_ms, AliasEntry, Index, ManifestEntry};
@@ -83,6 +85,16 @@ impl Builder for LambdaBuilder {
         image: &ImageName,
         tag: &str,
     ) -> Result<ManifestEntry, Arc<BuildError>> {
+        self.manifest_gated(image, tag, Arc::new(OpenGate)).await
+    }
+
+    /// The gate is asked before each invocation: on AWS a build is a builder invocation.
+    async fn manifest_gated(
+        &self,
+        image: &ImageName,
+        tag: &str,
+        gate: Arc<dyn BuildGate>,
+    ) -> Result<ManifestEntry, Arc<BuildError>> {
         let key = alias_key(&self.invoker.settings.source.identity(tag), image);
         if let Some(alias) = self
             .invoker
@@ -96,7 +108,7 @@ impl Builder for LambdaBuilder {
         let task_key = key.clone();
         self.inflight
             .run(&key, move || async move {
-                invoker.build(task_key, image, tag).await
+                invoker.build(task_key, image, tag, gate).await
             })
             .await
     }
@@ -119,6 +131,7 @@ impl Invoker {
         key: String,
         image: ImageName,
         tag: String,
+        gate: Arc<dyn BuildGate>,
     ) -> Result<ManifestEntry, BuildError> {
         let owner = format!("registry-{}-{}", std::process::id(), now_ms());
         let lease = self.settings.lease_ttl.min(START_LEASE);
@@ -133,6 +146,10 @@ impl Invoker {
             tokio::time::sleep(LEASE_POLL).await;
         }
         let guard = LeaseGuard::new(self.index.clone(), &key, &owner);
+        if let Err(e) = gate.admit().await {
+            guard.release().await;
+            return Err(e);
+        }
         let request = BuildRequest {
             image: image.repository.clone(),
             tag,

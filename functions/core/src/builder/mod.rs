@@ -51,6 +51,8 @@ pub enum BuildError {
     Remote(#[from] RemoteError),
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
+    #[error("the daily build limit is reached; retry in {retry_after} s")]
+    BuildQuota { retry_after: u64 },
 }
 
 /// How a build delegated to another process (the builder Lambda) went wrong. The adapter
@@ -86,4 +88,32 @@ pub trait Builder: Send + Sync {
         image: &ImageName,
         tag: &str,
     ) -> Result<ManifestEntry, Arc<BuildError>>;
+
+    /// Like `manifest`, asking `gate` right before a build would start (a tenant's daily
+    /// build limit). Builders that never build themselves need not override it.
+    async fn manifest_gated(
+        &self,
+        image: &ImageName,
+        tag: &str,
+        gate: Arc<dyn BuildGate>,
+    ) -> Result<ManifestEntry, Arc<BuildError>> {
+        let _ = gate;
+        self.manifest(image, tag).await
+    }
+}
+
+/// Asked before a build starts; an error stops it.
+#[async_trait]
+pub trait BuildGate: Send + Sync {
+    async fn admit(&self) -> Result<(), BuildError>;
+}
+
+/// Lets every build through (no accounts).
+pub struct OpenGate;
+
+#[async_trait]
+impl BuildGate for OpenGate {
+    async fn admit(&self) -> Result<(), BuildError> {
+        Ok(())
+    }
 }

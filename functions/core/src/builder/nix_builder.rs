@@ -8,7 +8,7 @@
 //! is looked up under its manifest key (the pin, arch and packages) and built only if it is
 //! not there, and the alias is pointed at it.
 
-use super::{alias_key, manifest_key, steps, BuildError, Builder, InFlight};
+use super::{alias_key, manifest_key, steps, BuildError, BuildGate, Builder, InFlight, OpenGate};
 use crate::events;
 use crate::layers::Popularity;
 use crate::memo::Memo;
@@ -114,7 +114,8 @@ impl NixBuilder {
             .index
             .acquire_lease(alias_key, lease_owner, lease_ttl)
             .await?;
-        resolve_and_release(&self.ctx, image, tag, alias_key, lease_owner).await
+        let gate: Arc<dyn BuildGate> = Arc::new(OpenGate);
+        resolve_and_release(&self.ctx, image, tag, alias_key, lease_owner, gate).await
     }
 
     /// The alias's manifest if it is fresh and its blobs are there.
@@ -138,6 +139,15 @@ impl Builder for NixBuilder {
         image: &ImageName,
         tag: &str,
     ) -> Result<ManifestEntry, Arc<BuildError>> {
+        self.manifest_gated(image, tag, Arc::new(OpenGate)).await
+    }
+
+    async fn manifest_gated(
+        &self,
+        image: &ImageName,
+        tag: &str,
+        gate: Arc<dyn BuildGate>,
+    ) -> Result<ManifestEntry, Arc<BuildError>> {
         let key = alias_key(&self.ctx.source.identity(tag), image);
         if let Some(entry) = self.fresh(&key, tag).await.map_err(Arc::new)? {
             return Ok(entry);
@@ -151,7 +161,7 @@ impl Builder for NixBuilder {
         let build_key = key.clone();
         self.inflight
             .run(&key, move || async move {
-                leased_build(ctx, build_key, owner, image, tag).await
+                leased_build(ctx, build_key, owner, image, tag, gate).await
             })
             .await
     }
@@ -180,6 +190,7 @@ async fn leased_build(
     owner: String,
     image: ImageName,
     tag: String,
+    gate: Arc<dyn BuildGate>,
 ) -> Result<ManifestEntry, BuildError> {
     let deadline = Instant::now() + ctx.settings.lease_ttl;
     while !ctx
@@ -195,7 +206,7 @@ async fn leased_build(
         }
         tokio::time::sleep(LEASE_POLL).await;
     }
-    resolve_and_release(&ctx, &image, &tag, &key, &owner).await
+    resolve_and_release(&ctx, &image, &tag, &key, &owner, gate).await
 }
 
 /// While holding the lease `(alias_key, owner)`: pin the source, reuse or build the image,
@@ -206,9 +217,10 @@ async fn resolve_and_release(
     tag: &str,
     alias_key: &str,
     owner: &str,
+    gate: Arc<dyn BuildGate>,
 ) -> Result<ManifestEntry, BuildError> {
     let started = Instant::now();
-    let result = resolve_and_build(ctx, image, tag, alias_key).await;
+    let result = resolve_and_build(ctx, image, tag, alias_key, gate.as_ref()).await;
     let released = ctx.index.release_lease(alias_key, owner).await;
     log_result(image, &result, started);
     let entry = result?;
@@ -221,12 +233,14 @@ async fn resolve_and_build(
     image: &ImageName,
     tag: &str,
     alias_key: &str,
+    gate: &dyn BuildGate,
 ) -> Result<ManifestEntry, BuildError> {
     let pinned = ctx.source.pin(tag, &ctx.nix).await?;
     let manifest_key = manifest_key(&pinned.id, image);
     let manifest = match steps::cached_manifest(ctx, &manifest_key).await? {
         Some(entry) => entry,
         None => {
+            gate.admit().await?;
             let entry = steps::build_image(ctx, image, &pinned).await?;
             ctx.index.put_manifest(&manifest_key, &entry).await?;
             tracing::info!(image = %image, manifest = %entry.docker.digest, "{}", events::IMAGE_BUILT);

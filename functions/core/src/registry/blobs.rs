@@ -1,7 +1,9 @@
 //! `GET|HEAD /v2/<name>/blobs/<digest>`: HEAD answered here, GET redirected
 //! or streamed from a local file with Range support.
 
+use super::auth::Identity;
 use super::error::{ErrorCode, RegistryError};
+use super::metering;
 use super::Registry;
 use crate::digest::{Digest, DigestError};
 use crate::storage::BlobAccess;
@@ -16,9 +18,55 @@ const BLOB_CHUNK: usize = 512 * 1024;
 
 pub(super) async fn get(
     reg: &Registry,
+    name: &str,
     digest: &str,
     req: Request,
+    identity: Option<&Identity>,
 ) -> Result<Response, RegistryError> {
+    let resp = serve(reg, digest, req).await?;
+    if let (Some(auth), Some(identity)) = (&reg.auth, identity) {
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        if let Some(bytes) = billed_bytes(reg, status, &headers).await? {
+            metering::count_bytes(auth, identity, name, bytes).await?;
+        }
+    }
+    Ok(resp)
+}
+
+/// The bytes a blob response hands out: its body, or the whole blob it redirects to.
+async fn billed_bytes(
+    reg: &Registry,
+    status: StatusCode,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<u64>, RegistryError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match status {
+        StatusCode::OK | StatusCode::PARTIAL_CONTENT => {
+            Ok(header("content-length").and_then(|v| v.parse().ok()))
+        }
+        StatusCode::TEMPORARY_REDIRECT => {
+            match header("docker-content-digest").and_then(|v| v.parse::<Digest>().ok()) {
+                Some(d) => blob_size(reg, &d).await,
+                None => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A blob's size, remembered: blobs never change once stored.
+async fn blob_size(reg: &Registry, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+    if let Some(size) = reg.blob_sizes.get(digest) {
+        return Ok(Some(size));
+    }
+    let size = reg.blobs.size(digest).await?;
+    if let Some(size) = size {
+        reg.blob_sizes.put(digest, &size);
+    }
+    Ok(size)
+}
+
+async fn serve(reg: &Registry, digest: &str, req: Request) -> Result<Response, RegistryError> {
     let digest = parse_digest(digest)?;
     let unknown = || {
         RegistryError::new(
@@ -27,15 +75,7 @@ pub(super) async fn get(
         )
     };
     if req.method() == Method::HEAD {
-        // Blobs never change once stored: remember sizes of those seen.
-        let size = match reg.blob_sizes.get(&digest) {
-            Some(size) => size,
-            None => {
-                let size = reg.blobs.size(&digest).await?.ok_or_else(unknown)?;
-                reg.blob_sizes.put(&digest, &size);
-                size
-            }
-        };
+        let size = blob_size(reg, &digest).await?.ok_or_else(unknown)?;
         return Ok(blob_headers(
             StatusCode::OK.into_response(),
             &digest,
@@ -55,7 +95,8 @@ pub(super) async fn get(
     };
     match access {
         BlobAccess::Redirect(url) => {
-            Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response())
+            let resp = (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response();
+            Ok(blob_headers(resp, &digest, None))
         }
         BlobAccess::File(path) => {
             let resp = ServeFile::new(path)

@@ -18,6 +18,7 @@ pub const RETRY_AFTER_SECS: u64 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     BlobUnknown,
+    Denied,
     DigestInvalid,
     ManifestUnknown,
     NameInvalid,
@@ -26,6 +27,7 @@ pub enum ErrorCode {
     Unsupported,
     MethodNotAllowed,
     TooManyRequests,
+    Unauthorized,
     Unavailable,
     Unknown,
 }
@@ -36,6 +38,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             BlobUnknown => ("BLOB_UNKNOWN", StatusCode::NOT_FOUND),
+            Denied => ("DENIED", StatusCode::FORBIDDEN),
             DigestInvalid => ("DIGEST_INVALID", StatusCode::BAD_REQUEST),
             ManifestUnknown => ("MANIFEST_UNKNOWN", StatusCode::NOT_FOUND),
             NameInvalid => ("NAME_INVALID", StatusCode::BAD_REQUEST),
@@ -45,6 +48,7 @@ impl ErrorCode {
             Unsupported => ("UNSUPPORTED", StatusCode::NOT_FOUND),
             MethodNotAllowed => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             TooManyRequests => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
+            Unauthorized => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
             Unavailable => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
             Unknown => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -58,6 +62,8 @@ pub struct RegistryError {
     pub detail: Value,
     /// Seconds, for 429 answers.
     pub retry_after: Option<u64>,
+    /// More headers: the auth challenge of a 401, the rate limits of a 429.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl RegistryError {
@@ -67,7 +73,13 @@ impl RegistryError {
             message: message.into(),
             detail: Value::Null,
             retry_after: None,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     pub fn with_detail(mut self, detail: Value) -> Self {
@@ -109,6 +121,10 @@ impl From<&BuildError> for RegistryError {
                 tracing::warn!(error = %e, "build timed out");
                 RegistryError::new(ErrorCode::Unavailable, e.to_string())
             }
+            B::BuildQuota { retry_after } => RegistryError::retry_later(
+                "the daily build limit of this account is reached; cached images can still be pulled",
+                *retry_after,
+            ),
             B::Remote(RemoteError::Throttled) => RegistryError::retry_later(
                 "the registry is building many images; retry shortly",
                 RETRY_AFTER_SECS,
@@ -148,7 +164,10 @@ fn stage(e: &BuildError) -> &'static str {
         B::Cache(_) => "fetching store paths from the binary cache",
         B::Remote(_) => "in the builder function",
         B::Source(_) => "resolving the package source",
-        B::UnknownPackages { .. } | B::LeaseTimeout(_) | B::Interrupted(_) => "inside the registry",
+        B::UnknownPackages { .. }
+        | B::LeaseTimeout(_)
+        | B::Interrupted(_)
+        | B::BuildQuota { .. } => "inside the registry",
     }
 }
 
@@ -164,6 +183,11 @@ impl IntoResponse for RegistryError {
         }
         if self.code == ErrorCode::MethodNotAllowed {
             headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.append(name, v);
+            }
         }
         resp
     }

@@ -1,15 +1,20 @@
 //! `GET|HEAD /v2/<name>/manifests/<tag|digest>`: by digest from the blob
 //! store, by tag from the builder (cache or build).
 
+use super::auth::Identity;
 use super::blobs::parse_digest;
 use super::error::{ErrorCode, RegistryError, RETRY_AFTER_SECS};
+use super::metering::{self, TenantGate};
 use super::Registry;
+use crate::accounts::Tenant;
+use crate::builder::{BuildGate, OpenGate};
 use crate::image::{manifest_media_type, DOCKER_MANIFEST, OCI_MANIFEST};
 use crate::name::{valid_tag, ImageName};
 use crate::storage::ManifestEntry;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::Response;
+use std::sync::Arc;
 
 /// Manifests longer than this are not ours (the distribution spec asks registries to take
 /// at least 4 MiB); anything longer, such as a layer asked for by its digest, is not read.
@@ -21,12 +26,17 @@ pub(super) async fn get(
     reference: &str,
     method: &Method,
     headers: &HeaderMap,
+    identity: Option<&Identity>,
 ) -> Result<Response, RegistryError> {
     let head = method == Method::HEAD;
+    let tenant = match (&reg.auth, identity) {
+        (Some(auth), Some(id)) => Some(metering::admit(auth, id).await?),
+        _ => None,
+    };
     let digest = if reference.contains(':') {
         parse_digest(reference)?
     } else {
-        let entry = build(reg, name, reference).await?;
+        let entry = build(reg, name, reference, gate(reg, tenant.as_ref(), name)).await?;
         if wants_oci_only(headers) {
             entry.oci.digest
         } else {
@@ -63,7 +73,30 @@ pub(super) async fn get(
     if let Ok(v) = HeaderValue::from_str(&digest.to_string()) {
         h.insert("Docker-Content-Digest", v);
     }
+    if let (Some(auth), Some(tenant)) = (&reg.auth, &tenant) {
+        let rate = match head {
+            true => metering::peek(auth, tenant).await?,
+            false => metering::count_pull(auth, tenant, name, &digest).await?,
+        };
+        for (name, value) in rate {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        }
+    }
     Ok(resp)
+}
+
+/// What a build of `name` must pass first: the tenant's daily build limit.
+fn gate(reg: &Registry, tenant: Option<&Tenant>, name: &str) -> Arc<dyn BuildGate> {
+    match (&reg.auth, tenant) {
+        (Some(auth), Some(tenant)) => Arc::new(TenantGate {
+            accounts: auth.accounts.clone(),
+            tenant: tenant.clone(),
+            repository: name.to_string(),
+        }),
+        _ => Arc::new(OpenGate),
+    }
 }
 
 /// Docker schema 2 unless the client accepts OCI manifests and not Docker ones.
@@ -78,7 +111,12 @@ fn wants_oci_only(headers: &HeaderMap) -> bool {
     accept.contains(&OCI_MANIFEST) && !accept.contains(&DOCKER_MANIFEST)
 }
 
-async fn build(reg: &Registry, name: &str, tag: &str) -> Result<ManifestEntry, RegistryError> {
+async fn build(
+    reg: &Registry,
+    name: &str,
+    tag: &str,
+    gate: Arc<dyn BuildGate>,
+) -> Result<ManifestEntry, RegistryError> {
     if !valid_tag(tag) {
         return Err(RegistryError::new(
             ErrorCode::TagInvalid,
@@ -87,7 +125,7 @@ async fn build(reg: &Registry, name: &str, tag: &str) -> Result<ManifestEntry, R
     }
     let image = ImageName::parse(name)
         .map_err(|e| RegistryError::new(ErrorCode::NameInvalid, e.to_string()))?;
-    let fut = reg.builder.manifest(&image, tag);
+    let fut = reg.builder.manifest_gated(&image, tag, gate);
     let result = match reg.settings.build_wait {
         Some(budget) => match tokio::time::timeout(budget, fut).await {
             Ok(r) => r,

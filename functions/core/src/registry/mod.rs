@@ -1,10 +1,12 @@
 //! The registry HTTP API (pull only), as one axum `Router` that both the
 //! local server and the Lambda serve.
 
+pub mod auth;
 mod blobs;
 pub mod error;
 mod landing;
 mod manifests;
+mod metering;
 mod paths;
 mod tags;
 
@@ -13,7 +15,7 @@ use crate::digest::Digest;
 use crate::memo::Memo;
 use crate::storage::BlobStore;
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -45,6 +47,8 @@ pub struct Registry {
     pub blobs: Arc<dyn BlobStore>,
     pub builder: Arc<dyn Builder>,
     pub settings: RegistrySettings,
+    /// Token auth and metering; None serves everyone.
+    auth: Option<auth::Auth>,
     recent_errors: Mutex<VecDeque<(String, String)>>,
     /// Manifest bytes by digest, so warm pulls skip the blob store.
     manifests: Memo<Digest, (Bytes, &'static str)>,
@@ -59,10 +63,21 @@ impl Registry {
         builder: Arc<dyn Builder>,
         settings: RegistrySettings,
     ) -> Arc<Self> {
+        Self::with_auth(blobs, builder, settings, None)
+    }
+
+    /// A registry that serves only tenants with credentials, and meters their pulls.
+    pub fn with_auth(
+        blobs: Arc<dyn BlobStore>,
+        builder: Arc<dyn Builder>,
+        settings: RegistrySettings,
+        auth: Option<auth::Auth>,
+    ) -> Arc<Self> {
         Arc::new(Registry {
             blobs,
             builder,
             settings,
+            auth,
             recent_errors: Mutex::default(),
             manifests: Memo::new(MANIFEST_MEMO),
             blob_sizes: Memo::new(BLOB_MEMO),
@@ -96,6 +111,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v2", any(v2))
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
+        .merge(auth::token_routes())
         .fallback(|| async {
             RegistryError::new(
                 ErrorCode::Unsupported,
@@ -128,22 +144,30 @@ async fn v2(State(reg): State<Arc<Registry>>, req: Request) -> Response {
         Ok(e) => e,
         Err(e) => return e.into_response(),
     };
-    let result = match endpoint {
-        Endpoint::Base => Ok(base()),
-        Endpoint::Tags { name } => tags::list(name, req.uri().query()),
-        Endpoint::Manifest { name, reference } => {
-            manifests::get(&reg, name, reference, &method, &headers).await
+    let result = async {
+        let identity = match &reg.auth {
+            Some(auth) => Some(auth.authorize(&headers, endpoint.repository()).await?),
+            None => None,
+        };
+        let identity = identity.as_ref();
+        match endpoint {
+            Endpoint::Base => Ok(base()),
+            Endpoint::Tags { name } => tags::list(name, req.uri().query()),
+            Endpoint::Manifest { name, reference } => {
+                manifests::get(&reg, name, reference, &method, &headers, identity).await
+            }
+            Endpoint::Blob { name, digest } => blobs::get(&reg, name, digest, req, identity).await,
         }
-        Endpoint::Blob { digest, .. } => blobs::get(&reg, digest, req).await,
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    let mut resp = result.await.unwrap_or_else(IntoResponse::into_response);
+    // On every /v2 response, errors included: clients check it to know they talk to a registry.
+    resp.headers_mut().insert(
+        "Docker-Distribution-API-Version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    resp
 }
 
-pub(crate) fn base() -> Response {
-    (
-        StatusCode::OK,
-        [("Docker-Distribution-API-Version", "registry/2.0")],
-        axum::Json(serde_json::json!({})),
-    )
-        .into_response()
+fn base() -> Response {
+    (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()
 }

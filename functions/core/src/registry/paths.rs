@@ -14,6 +14,18 @@ pub enum Endpoint<'a> {
     Tags { name: &'a str },
 }
 
+impl Endpoint<'_> {
+    /// The repository a route is about (none for `/v2/`).
+    pub fn repository(&self) -> Option<&str> {
+        match self {
+            Endpoint::Base => None,
+            Endpoint::Manifest { name, .. }
+            | Endpoint::Blob { name, .. }
+            | Endpoint::Tags { name } => Some(name),
+        }
+    }
+}
+
 /// Parse the part of the path after `/v2/`.
 pub fn parse(rest: &str) -> Result<Endpoint<'_>, RegistryError> {
     if rest.is_empty() {
