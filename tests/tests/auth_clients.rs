@@ -49,21 +49,6 @@ fn pulls(server: &Server, tenant: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn ctr_pull(ctrd: &Containerd, image: &str, user: Option<&str>) -> std::process::Output {
-    let mut args = vec![
-        "images",
-        "pull",
-        "--plain-http",
-        "--snapshotter",
-        &ctrd.snapshotter,
-    ];
-    if let Some(user) = user {
-        args.extend(["--user", user]);
-    }
-    args.push(image);
-    ctrd.try_ctr(&args)
-}
-
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_lowercase()
         + &String::from_utf8_lossy(&out.stdout).to_lowercase()
@@ -83,34 +68,46 @@ fn every_client_pulls_with_a_key_and_is_refused_without_one() {
         "denied",
     ];
 
+    // Token requests per client pull, for the README's cost per pull.
+    let tokens = || count_lines(&server.log(), TOKEN_ISSUED);
+    let mut per_client = vec![];
+
     let ctrd = Containerd::start();
     let image = format!("{reg}/hello:latest");
     assert!(
-        !ctr_pull(&ctrd, &image, None).status.success(),
+        !ctrd.try_pull(&image, None).status.success(),
         "ctr without a key"
     );
-    let wrong = ctr_pull(&ctrd, &image, Some("acme:nxr_0000000000000000_00"));
+    let wrong = ctrd.try_pull(&image, Some("acme:nxr_0000000000000000_00"));
     assert!(
         !wrong.status.success() && refused.iter().any(|r| stderr(&wrong).contains(r)),
         "{}",
         stderr(&wrong)
     );
-    let ok = ctr_pull(&ctrd, &image, Some(&good));
+    let before = tokens();
+    let ok = ctrd.try_pull(&image, Some(&good));
     assert!(ok.status.success(), "ctr with the key: {}", stderr(&ok));
+    per_client.push(("ctr pull", tokens() - before));
     let out = ctrd.run(&image, "auth-hello", &["hello"]);
     assert!(out.contains("Hello, world!"), "{out}");
 
     let skopeo_image = format!("{reg}/hello/cacert:latest");
     skopeo_copy(&skopeo_image, None).failed_with(&refused);
     skopeo_copy(&skopeo_image, Some("acme:nxr_wrong")).failed_with(&refused);
+    let before = tokens();
     skopeo_copy(&skopeo_image, Some(&good)).ok();
+    per_client.push(("skopeo copy", tokens() - before));
 
     let docker = Docker::default();
     let docker_image = format!("{reg}/hello/iana-etc:latest");
     docker.pull(&docker_image).failed_with(&refused);
     docker.login(reg, "acme", "nxr_wrong").failed_with(&refused);
+    let before = tokens();
     docker.login(reg, "acme", &key).ok();
+    per_client.push(("docker login", tokens() - before));
+    let before = tokens();
     docker.pull(&docker_image).ok();
+    per_client.push(("docker pull", tokens() - before));
     let out = docker.run(&docker_image, &["hello"]).ok();
     assert!(out.contains("Hello, world!"), "{out}");
 
@@ -118,8 +115,19 @@ fn every_client_pulls_with_a_key_and_is_refused_without_one() {
     let podman_image = format!("{reg}/hello/cacert/iana-etc:latest");
     podman.pull(&podman_image).failed_with(&refused);
     podman.login(reg, "acme", "nxr_wrong").failed_with(&refused);
+    let before = tokens();
     podman.login(reg, "acme", &key).ok();
+    per_client.push(("podman login", tokens() - before));
+    let before = tokens();
     podman.pull(&podman_image).ok();
+    per_client.push(("podman pull", tokens() - before));
+    eprintln!("tokens issued: {per_client:?}");
+    assert!(
+        per_client
+            .iter()
+            .all(|(what, n)| *n >= 1 || what.ends_with("pull")),
+        "every login fetches a token: {per_client:?}"
+    );
 
     // A HEAD is not a pull.
     let auth = format!("Basic {}", base64_pair(&good));
@@ -159,12 +167,12 @@ fn a_quota_of_one_is_reported_by_every_client() {
     let ctrd = Containerd::start();
     let image = format!("{reg}/hello:latest");
     assert!(
-        ctr_pull(&ctrd, &image, Some(&good)).status.success(),
+        ctrd.try_pull(&image, Some(&good)).status.success(),
         "the first pull"
     );
     let too_many = ["429", "toomanyrequests", "too many requests"];
     // Another image: containerd would not fetch a manifest it already holds.
-    let second = ctr_pull(&ctrd, &format!("{reg}/git:latest"), Some(&good));
+    let second = ctrd.try_pull(&format!("{reg}/git:latest"), Some(&good));
     let text = stderr(&second);
     assert!(
         !second.status.success() && too_many.iter().any(|t| text.contains(t)),
@@ -231,7 +239,7 @@ fn a_suspended_tenant_is_denied() {
     let good = format!("gone:{key}");
     let denied = ["403", "denied", "forbidden"];
     let ctrd = Containerd::start();
-    let pull = ctr_pull(&ctrd, &image, Some(&good));
+    let pull = ctrd.try_pull(&image, Some(&good));
     assert!(
         !pull.status.success() && denied.iter().any(|d| stderr(&pull).contains(d)),
         "{}",
@@ -246,5 +254,5 @@ fn a_suspended_tenant_is_denied() {
         .failed_with(&denied);
     // Resumed, the same key works again.
     nixery_ok(&["tenant", "resume", "gone", "--storage", storage(&server)]);
-    assert!(ctr_pull(&ctrd, &image, Some(&good)).status.success());
+    assert!(ctrd.try_pull(&image, Some(&good)).status.success());
 }

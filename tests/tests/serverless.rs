@@ -6,6 +6,9 @@
 //! presigned s3s-fs URLs) and runs the image. Faults: S3 failing uploads, a builder dying
 //! mid-build, the wait budget running out, unknown packages.
 
+use nixery_aws::accounts::DynamoAccounts;
+use nixery_core::accounts::{Accounts, Tenant, UsageQuery};
+use nixery_core::registry::auth::SigningKeys;
 use nixery_core::source::PackageSource;
 use nixery_e2e::harness::aws::{
     create_resources, dynamodb_client, s3_client, sdk, AwsServer, BUCKET, REGION, TABLE,
@@ -16,8 +19,9 @@ use nixery_e2e::harness::proxy::Proxy;
 use nixery_e2e::harness::{
     http_get, http_head, manifest_layers, pkgs_path, tail, Containerd, Resp, ACCEPT_ALL,
 };
-use nixery_registry_lambda::{registry_with_clients, Settings};
+use nixery_registry_lambda::{registry_with_clients, AuthConfig, Settings};
 use std::collections::BTreeMap;
+use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 const BUILDER: &str = "nixery-builder-lambda";
@@ -29,6 +33,8 @@ struct Options {
     lease_ttl: Duration,
     invoke_timeout: Duration,
     builder_env: Vec<(String, String)>,
+    /// Token auth as the Terraform turns it on: accounts table, signing key in SSM.
+    auth: bool,
 }
 
 impl Default for Options {
@@ -38,6 +44,7 @@ impl Default for Options {
             lease_ttl: Duration::from_secs(900),
             invoke_timeout: Duration::from_secs(900),
             builder_env: vec![],
+            auth: false,
         }
     }
 }
@@ -86,6 +93,20 @@ impl Stack {
         let builder = LambdaWatch::start(BUILDER, &env);
         builder.warm_up("{\"warm_up\": true}");
         let invoke = proxy(&builder.endpoint);
+        // Bound first: with auth on, the token realm is this address.
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let public_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let auth = opts.auth.then(|| {
+            rt.block_on(auth_resources(&moto.endpoint));
+            AuthConfig {
+                public_url: public_url.clone(),
+                accounts_table: ACCOUNTS_TABLE.into(),
+                signing_key_parameter: SIGNING_KEY_PARAMETER.into(),
+                token_ttl: Duration::from_secs(300),
+            }
+        });
         let settings = Settings {
             bucket: BUCKET.into(),
             table: TABLE.into(),
@@ -96,7 +117,7 @@ impl Stack {
             pin_ttl: Duration::from_secs(3600),
             build_wait: opts.build_wait,
             presign_ttl: Duration::from_secs(300),
-            auth: None,
+            auth,
             lease_ttl: opts.lease_ttl,
             invoke_timeout: opts.invoke_timeout,
         };
@@ -110,7 +131,10 @@ impl Stack {
             let registry = registry_with_clients(&settings, &clients)
                 .await
                 .expect("registry");
-            serve(registry).await
+            tokio::spawn(
+                axum::serve(listener, nixery_core::registry::router(registry)).into_future(),
+            );
+            public_url
         });
         let registry = proxy(&upstream);
         Stack {
@@ -144,6 +168,19 @@ impl Stack {
         http_get(
             &format!("http://{}/v2/{name}/manifests/latest", self.addr),
             &[("Accept", ACCEPT_ALL)],
+        )
+    }
+
+    /// A manifest GET with Basic credentials `user:key`.
+    fn manifest_with(&self, user: &str) -> Resp {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(user);
+        http_get(
+            &format!("http://{}/v2/hello/manifests/latest", self.addr),
+            &[
+                ("Accept", ACCEPT_ALL),
+                ("Authorization", &format!("Basic {basic}")),
+            ],
         )
     }
 
@@ -208,15 +245,23 @@ fn builder_env(
     .collect()
 }
 
-/// Serve `registry` on a free loopback port; its address.
-async fn serve(registry: std::sync::Arc<nixery_core::registry::Registry>) -> String {
-    let app = nixery_core::registry::router(registry);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+const ACCOUNTS_TABLE: &str = "nixery-accounts";
+const SIGNING_KEY_PARAMETER: &str = "/nixery/token-signing-key";
+
+/// What the Terraform creates for token auth: the accounts table and the signing key as an
+/// SSM SecureString (moto serves SSM too).
+async fn auth_resources(moto: &str) {
+    DynamoAccounts::create_table(&dynamodb_client(moto).await, ACCOUNTS_TABLE)
         .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+        .expect("accounts table");
+    aws_sdk_ssm::Client::new(&sdk(moto).await)
+        .put_parameter()
+        .name(SIGNING_KEY_PARAMETER)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .value(SigningKeys::generate_secret())
+        .send()
+        .await
+        .expect("signing key parameter");
 }
 
 fn total(m: &BTreeMap<String, usize>) -> usize {
@@ -417,4 +462,77 @@ fn a_build_longer_than_the_wait_budget_answers_429_then_the_cached_image() {
         );
         std::thread::sleep(Duration::from_secs(2));
     }
+}
+
+#[test]
+fn containerd_pulls_with_credentials_and_the_pull_is_metered_in_dynamodb() {
+    let stack = Stack::start(Options {
+        auth: true,
+        ..Options::default()
+    });
+    let moto = stack._moto.endpoint.clone();
+    let accounts = stack
+        .rt
+        .block_on(async { DynamoAccounts::new(dynamodb_client(&moto).await, ACCOUNTS_TABLE) });
+    let (tenant, key) = Tenant::create("acme", Some(10), None);
+    assert!(stack
+        .rt
+        .block_on(accounts.create_tenant(&tenant))
+        .expect("create tenant"));
+
+    let anonymous = stack.manifest("hello");
+    stack.assert_status(&anonymous, 401, "no credentials");
+    assert!(
+        anonymous
+            .header("www-authenticate")
+            .contains("scope=\"repository:hello:pull\""),
+        "challenge: {}",
+        anonymous.header("www-authenticate")
+    );
+
+    let ctrd = Containerd::start();
+    let image = format!("{}/hello:latest", stack.addr);
+    let user = format!("acme:{}", key.reveal());
+    let pulled = ctrd.try_pull(&image, Some(&user));
+    assert!(
+        pulled.status.success(),
+        "ctr with the key: {}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let out = ctrd.run(&image, "serverless-auth-hello", &["hello"]);
+    assert!(out.contains("Hello, world!"), "hello printed {out:?}");
+
+    let rows = stack
+        .rt
+        .block_on(accounts.usage(&UsageQuery {
+            tenant: Some("acme".into()),
+            ..UsageQuery::default()
+        }))
+        .expect("usage");
+    assert_eq!(rows.len(), 1, "one repository on one day: {rows:?}");
+    assert_eq!(rows[0].repository, "hello");
+    assert_eq!(rows[0].pulls, 1, "one client pull is one pull: {rows:?}");
+    assert_eq!(rows[0].builds, 1, "the cold pull built once: {rows:?}");
+    assert!(rows[0].bytes > 0, "blob bytes metered: {rows:?}");
+
+    // A warm pull with credentials by a client that has nothing: what auth and metering add.
+    for p in [&stack.registry, &stack.registry_ddb] {
+        p.clear_counts();
+    }
+    let warm = Containerd::start();
+    assert!(warm.try_pull(&image, Some(&user)).status.success());
+    let (registry, ddb) = (stack.registry.counts(), stack.registry_ddb.counts());
+    let blobs = manifest_layers(&stack.manifest_with(&user).body).len() + 1;
+    eprintln!(
+        "calls per warm pull with auth ({blobs} blobs): registry {registry:?}, DynamoDB {ddb:?}"
+    );
+    assert!(
+        total(&registry) <= blobs + 6,
+        "registry requests: {registry:?}"
+    );
+    assert!(total(&ddb) <= 2 * blobs + 6, "DynamoDB calls: {ddb:?}");
+
+    let wrong = format!("acme:{}", Tenant::create("acme", None, None).1.reveal());
+    let failed = ctrd.try_pull(&image, Some(&wrong));
+    assert!(!failed.status.success(), "a wrong key must not pull");
 }

@@ -206,4 +206,49 @@ mod tests {
             assert!(err.contains(part), "{err}");
         }
     }
+
+    #[test]
+    fn auth_is_off_unless_asked_for() {
+        let s = Settings::read(EnvReader::from_pairs(&REQUIRED)).expect("valid");
+        assert_eq!(s.auth, None);
+    }
+
+    #[test]
+    fn auth_reads_its_settings() {
+        let mut vars = REQUIRED.to_vec();
+        vars.extend([
+            ("NIXERY_AUTH", "true"),
+            ("NIXERY_PUBLIC_URL", "https://registry.example.org"),
+            ("NIXERY_ACCOUNTS_TABLE", "accounts"),
+            ("NIXERY_SIGNING_KEY_PARAMETER", "/nixery/key"),
+            ("NIXERY_TOKEN_TTL", "600"),
+        ]);
+        let s = Settings::read(EnvReader::from_pairs(&vars)).expect("valid");
+        assert_eq!(
+            s.auth,
+            Some(AuthConfig {
+                public_url: "https://registry.example.org".into(),
+                accounts_table: "accounts".into(),
+                signing_key_parameter: "/nixery/key".into(),
+                token_ttl: Duration::from_secs(600),
+            })
+        );
+    }
+
+    #[test]
+    fn auth_without_its_settings_names_each_one() {
+        let mut vars = REQUIRED.to_vec();
+        vars.extend([("NIXERY_AUTH", "true"), ("NIXERY_TOKEN_TTL", "30")]);
+        let err = Settings::read(EnvReader::from_pairs(&vars))
+            .expect_err("incomplete")
+            .to_string();
+        for part in [
+            "NIXERY_PUBLIC_URL must be set",
+            "NIXERY_ACCOUNTS_TABLE must be set",
+            "NIXERY_SIGNING_KEY_PARAMETER must be set",
+            "NIXERY_TOKEN_TTL",
+        ] {
+            assert!(err.contains(part), "{err}");
+        }
+    }
 }

@@ -8,16 +8,20 @@ use async_trait::async_trait;
 use base64::Engine;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Context, LambdaEvent, Service};
+use nixery_core::accounts::redb::RedbAccounts;
+use nixery_core::accounts::{Accounts, Tenant};
 use nixery_core::builder::{BuildError, Builder};
 use nixery_core::digest::Digest;
 use nixery_core::image::{image_docs, LayerDesc};
 use nixery_core::name::ImageName;
+use nixery_core::registry::auth::{Auth, AuthSettings, SigningKeys};
 use nixery_core::registry::{router, Registry, RegistrySettings};
 use nixery_core::storage::fs::FsBlobStore;
 use nixery_core::storage::{BlobRef, BlobStore, ManifestEntry};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Answers every image with one seeded manifest.
 struct FixedBuilder(ManifestEntry);
@@ -37,6 +41,11 @@ struct Seeded {
 }
 
 async fn seeded() -> Seeded {
+    seeded_with(None).await
+}
+
+/// With token auth on: redb accounts (the DynamoDB ones run the same conformance suite).
+async fn seeded_with(auth: Option<Auth>) -> Seeded {
     let dir = tempfile::tempdir().expect("tempdir");
     let blobs = Arc::new(FsBlobStore::open(dir.path()).expect("blob store"));
     let layer = b"a layer; the registry never looks inside".to_vec();
@@ -73,7 +82,7 @@ async fn seeded() -> Seeded {
         source_description: "fixtures".into(),
     };
     Seeded {
-        registry: Registry::new(blobs, Arc::new(FixedBuilder(entry)), settings),
+        registry: Registry::with_auth(blobs, Arc::new(FixedBuilder(entry)), settings, auth),
         layer,
         manifest: docs.docker_manifest,
         _dir: dir,
@@ -91,7 +100,21 @@ fn fixture(name: &str, digest: &str) -> String {
 
 /// Replay one event; the API Gateway response as JSON.
 async fn replay(registry: &Arc<Registry>, name: &str, digest: &str) -> Value {
-    let request: LambdaRequest = serde_json::from_str(&fixture(name, digest)).expect("event");
+    replay_with(registry, name, digest, None).await
+}
+
+/// Replay one event with an `authorization` header added.
+async fn replay_with(
+    registry: &Arc<Registry>,
+    name: &str,
+    digest: &str,
+    authorization: Option<&str>,
+) -> Value {
+    let mut event: Value = serde_json::from_str(&fixture(name, digest)).expect("event JSON");
+    if let Some(value) = authorization {
+        event["headers"]["authorization"] = value.into();
+    }
+    let request: LambdaRequest = serde_json::from_value(event).expect("event");
     let mut adapter = Adapter::from(router(registry.clone()));
     let event = LambdaEvent::new(request, Context::default());
     let response = adapter.call(event).await.expect("router never fails");
@@ -170,4 +193,63 @@ async fn errors_keep_their_codes() {
     let r = replay(&s.registry, "bad_name_get.json", "").await;
     assert_eq!(r["statusCode"], 400, "{r}");
     assert_eq!(error_code(&r), "NAME_INVALID");
+}
+
+const PUBLIC_URL: &str = "https://registry.example.org";
+
+/// A registry with auth on and one tenant allowed `pulls` per day; its Basic credentials.
+async fn with_tenant(pulls: u64) -> (Seeded, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = Arc::new(RedbAccounts::open(&dir.path().join("accounts.redb")).expect("redb"));
+    let (tenant, key) = Tenant::create("acme", Some(pulls), None);
+    assert!(accounts.create_tenant(&tenant).await.expect("create"));
+    let settings = AuthSettings {
+        public_url: PUBLIC_URL.into(),
+        token_ttl: Duration::from_secs(300),
+        keys: SigningKeys::parse(&SigningKeys::generate_secret()).expect("keys"),
+    };
+    let auth = Auth::new(settings, accounts).expect("auth");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("acme:{}", key.reveal()));
+    (seeded_with(Some(auth)).await, format!("Basic {basic}"), dir)
+}
+
+// REST APIs (API Gateway v1) rename WWW-Authenticate to x-amzn-Remapped-WWW-Authenticate;
+// through an HTTP API (payload 2.0) the challenge must come out under its own name.
+#[tokio::test]
+async fn the_challenge_comes_out_as_sent() {
+    let (s, _, _dir) = with_tenant(5).await;
+    let r = replay(&s.registry, "base_get.json", "").await;
+    assert_eq!(r["statusCode"], 401, "{r}");
+    assert_eq!(error_code(&r), "UNAUTHORIZED");
+    assert_eq!(
+        header(&r, "www-authenticate"),
+        format!("Bearer realm=\"{PUBLIC_URL}/token\",service=\"registry.example.org\"")
+    );
+    assert_eq!(
+        header(&r, "docker-distribution-api-version"),
+        "registry/2.0"
+    );
+    // containerd's first request is a manifest HEAD: the challenge names the scope.
+    let r = replay(&s.registry, "manifest_head.json", "").await;
+    assert_eq!(r["statusCode"], 401, "{r}");
+    assert!(
+        header(&r, "www-authenticate").ends_with(",scope=\"repository:hello:pull\""),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_headers_and_the_429_come_out_as_sent() {
+    let (s, basic, _dir) = with_tenant(1).await;
+    let r = replay_with(&s.registry, "manifest_get.json", "", Some(&basic)).await;
+    assert_eq!(r["statusCode"], 200, "{r}");
+    assert_eq!(header(&r, "ratelimit-limit"), "1;w=86400");
+    assert_eq!(header(&r, "ratelimit-remaining"), "0;w=86400");
+    let r = replay_with(&s.registry, "manifest_get.json", "", Some(&basic)).await;
+    assert_eq!(r["statusCode"], 429, "{r}");
+    assert_eq!(error_code(&r), "TOOMANYREQUESTS");
+    let retry: u64 = header(&r, "retry-after")
+        .parse()
+        .expect("Retry-After seconds");
+    assert!((1..=86_400).contains(&retry), "{r}");
 }

@@ -155,6 +155,22 @@ impl Containerd {
         ])
     }
 
+    /// `ctr images pull --plain-http [--user USER:KEY]`, which may fail.
+    pub fn try_pull(&self, reference: &str, user: Option<&str>) -> Output {
+        let mut args = vec![
+            "images",
+            "pull",
+            "--plain-http",
+            "--snapshotter",
+            &self.snapshotter,
+        ];
+        if let Some(user) = user {
+            args.extend(["--user", user]);
+        }
+        args.push(reference);
+        self.try_ctr(&args)
+    }
+
     /// `ctr run --rm IMAGE ID CMD...`: the command's stdout.
     pub fn run(&self, image: &str, id: &str, cmd: &[&str]) -> String {
         let mut args = vec!["run", "--rm", "--snapshotter", &self.snapshotter, image, id];

@@ -1,5 +1,5 @@
 //! A pass-through HTTP proxy on loopback, for putting between a client and an AWS-compatible
-//! server (or the Lambda emulator): it counts requests by method, can fail writes on demand,
+//! server (or the Lambda emulator): it counts requests by method (by operation for DynamoDB), can fail writes on demand,
 //! and can be pointed at another upstream while it runs. The Host header is forwarded as
 //! sent, so SigV4 signatures still verify upstream.
 
@@ -58,7 +58,7 @@ impl Proxy {
         *self.state.upstream.lock().expect("upstream") = upstream.to_string();
     }
 
-    /// Requests seen since the last [`Proxy::clear_counts`], by method.
+    /// Requests seen since the last [`Proxy::clear_counts`], by method or operation.
     pub fn counts(&self) -> BTreeMap<String, usize> {
         self.state.counts.lock().expect("counts").clone()
     }
@@ -73,12 +73,22 @@ impl Proxy {
     }
 }
 
+/// What a request is counted as: its AWS JSON-protocol operation (`X-Amz-Target`, as
+/// DynamoDB and SSM use), else its method.
+fn operation(req: &Request) -> String {
+    req.headers()
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .map_or_else(|| req.method().to_string(), str::to_string)
+}
+
 async fn forward(client: &reqwest::Client, state: &State, req: Request) -> Response {
     *state
         .counts
         .lock()
         .expect("counts")
-        .entry(req.method().to_string())
+        .entry(operation(&req))
         .or_default() += 1;
     if req.method() == Method::PUT && state.fail_puts.load(Ordering::SeqCst) {
         let body = "<Error><Code>InternalError</Code><Message>injected</Message></Error>";
