@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Layer, Popularity, JOIN_COST_BYTES, JOIN_MISS_PPM, PPM};
+use super::{Layer, Popularity, JOIN_COST_BYTES, JOIN_MAX_MISS_PPM, JOIN_MISS_PPM, PPM};
 use crate::graph::{store_path_name, ClosureGraph};
 
 /// The popularity of every path of the closure. Without data for any of them, the count
@@ -62,15 +62,9 @@ pub(super) fn join_paths(
     }
     edges.sort_unstable();
     let mut sets = UnionFind::new(names.iter().map(|p| graph.paths[*p].nar_size));
-    for (miss, a, b) in edges {
-        let (a, b) = (sets.find(a), sets.find(b));
-        if a == b {
-            continue;
-        }
-        let smaller = u128::from(sets.size[a].min(sets.size[b]));
-        if miss <= JOIN_MISS_PPM
-            || u128::from(miss) * smaller <= u128::from(JOIN_COST_BYTES) * u128::from(PPM)
-        {
+    for (miss, from, to) in edges {
+        let (a, b) = (sets.find(from), sets.find(to));
+        if a != b && joins(miss, sets.size[b]) {
             sets.union(a, b);
         }
     }
@@ -90,6 +84,15 @@ pub(super) fn join_paths(
             popularity: g.iter().map(|&i| counts[names[i]]).max().unwrap_or(0),
         })
         .collect()
+}
+
+/// Whether a reference with miss rate `miss` joins its sides, `referenced` the bytes of the
+/// referenced side: in closures that hold it without the referrer, those bytes come again
+/// in another layer.
+fn joins(miss: u64, referenced: u64) -> bool {
+    let cost = u128::from(miss) * u128::from(referenced);
+    miss <= JOIN_MISS_PPM
+        || (miss <= JOIN_MAX_MISS_PPM && cost <= u128::from(JOIN_COST_BYTES) * u128::from(PPM))
 }
 
 /// Disjoint sets of path indices, with the bytes of each set at its representative.

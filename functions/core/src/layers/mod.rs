@@ -10,7 +10,8 @@
 //! 1. Layers already in the registry's index that fit the closure are reused as they are.
 //! 2. The other paths are joined along references, most certain edges first: an edge
 //!    joins when the two paths (almost) always come together, or when what a mismatch
-//!    would cost (the miss rate times the smaller side's bytes) is a few kilobytes.
+//!    would cost is small: at most half of the closures holding the referenced side lack
+//!    the referrer, and that share of the referenced side's bytes is at most 250 kB.
 //! 3. Above the target, the smallest layers are merged into one, as Nixery does.
 //!
 //! The same closure and data always give the same layers, whatever the input order.
@@ -43,12 +44,18 @@ pub const TARGET_LAYERS: usize = 60;
 /// path but not the referrer.
 const PPM: u64 = 1_000_000;
 
-/// Paths join when at most 5% of the closures holding one lack the other.
-const JOIN_MISS_PPM: u64 = 50_000;
+/// Paths join when at most 2% of the closures holding one lack the other.
+const JOIN_MISS_PPM: u64 = 20_000;
 
-/// Paths also join when miss rate x bytes of the smaller side is below this: a rare
-/// mismatch of a small layer costs less than an extra layer in every image.
-const JOIN_COST_BYTES: u64 = 25_000;
+/// Paths also join when miss rate x bytes of the referenced side is at most this, and
+/// the miss rate at most [`JOIN_MAX_MISS_PPM`]: a rare mismatch of a small layer costs
+/// less than an extra layer in every image. Tuned on the layering benchmark's bookworm
+/// corpus and checked on held-out ones (tests/bench/layering/README.md).
+const JOIN_COST_BYTES: u64 = 250_000;
+
+/// Above this miss rate paths stay apart however small: the referenced side then lives
+/// mostly in other closures, where its layer recurs on its own.
+const JOIN_MAX_MISS_PPM: u64 = 500_000;
 
 /// A set of store paths packed into one layer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
