@@ -231,12 +231,12 @@ def sources_of(corpus, images):
             "train": train_pop}
 
 
-def run_source(args, seq, pop, source):
+def run_source(args, seq, pop, source, roots):
     """Rows (label, single, fleet, x LB 1, x LB 4, mean, max, over, deterministic)."""
     # Nixery promotes paths found in a large share of its package set's closures;
     # here: a quarter of the most popular path's count.
     popular_count = max(1, max(pop.values()) // 4)
-    roots = max(pop.values()) if source == "closure" else None
+    roots = roots if source == "closure" else None
     with tempfile.TemporaryDirectory() as tmp:
         ours = Ours(args.nixery, pop, tmp, roots)
         algos = [("lower-bound", lower_bound, False, 10**9),
@@ -272,7 +272,7 @@ def run_corpus(args, name, summary):
     fmt = "{:<24}{:>11}{:>11}{:>8}{:>8}{:>8}{:>7}{:>6}{:>9}"
     sources = sources_of(corpus, images)
     for source in args.popularity.split(","):
-        rows = run_source(args, seq, sources[source], source)
+        rows = run_source(args, seq, sources[source], source, corpus["archive_packages"])
         print(f"popularity: {source} ({POP_DOC[source]})")
         print(fmt.format(*head))
         for label, s, f, rs, rf, mean, mx, over, det in rows:

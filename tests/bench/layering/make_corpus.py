@@ -35,7 +35,7 @@ coreutils, moreutils and nano; ca-certificates and netbase (cacert and iana-etc 
 nixpkgs) are always added; `a|b` takes the first that exists. Images alternate between a
 "train" and an "eval" split (the bench's optional "train" popularity uses the train split).
 
-Output per corpus: {"provenance", "tuned", "images": [{"name", "split", "packages", "graph":
+Output per corpus: {"provenance", "tuned", "archive_packages", "images": [{"name", "split", "packages", "graph":
 <`nixery layers --graph` input>}], "archive_popularity": {"<name-version>": count},
 "direct_popularity": {"<name-version>": count}}:
 - archive_popularity: how many of the whole archive's package closures hold each corpus path
@@ -344,6 +344,7 @@ def build_corpus(name, pkgs, provides):
         "provenance": f"Debian {'/'.join(s.strip('_') for s in release[1])} amd64 Packages "
         "indices; see make_corpus.py for the mapping to store paths",
         "tuned": tuned,
+        "archive_packages": len(pkgs),
         "images": images,
         "archive_popularity": {key(n): c for n, c in sorted(archive.items())},
         "direct_popularity": {key(n): c for n, c in sorted(direct.items())},
