@@ -12,7 +12,8 @@
 //!    joins when the two paths (almost) always come together, or when what a mismatch
 //!    would cost is small: at most half of the closures holding the referenced side lack
 //!    the referrer, and that share of the referenced side's bytes is at most 250 kB.
-//! 3. Above the target, the smallest layers are merged into one, as Nixery does.
+//! 3. Above the target, the smallest layers are merged into one, as Nixery does; reused
+//!    layers count against the target but leave this image room for its own layers.
 //!
 //! The same closure and data always give the same layers, whatever the input order.
 
@@ -39,6 +40,12 @@ pub const MAX_LAYER_BUDGET: usize = 124;
 /// Layers beyond this many are merged even within budget: every layer costs a request
 /// and a manifest entry, and the smallest ones save little when shared.
 pub const TARGET_LAYERS: usize = 60;
+
+/// Above the target, new layers may still number this many however many known layers are
+/// reused: reused layers come from other images, and squeezing this image's own paths into
+/// fewer layers would merge them into one layer no other image has (on the layering bench's
+/// large images, 19% more bytes pulled instead of 2.5%).
+const MIN_NEW_LAYERS: usize = 30;
 
 /// Miss rates are in parts per million: the share of closures holding the referenced
 /// path but not the referrer.
@@ -102,10 +109,13 @@ pub fn group_layers(
     known: &[LayerGroup],
     opts: &GroupingOptions,
 ) -> Vec<LayerGroup> {
-    let budget = opts.budget.clamp(1, TARGET_LAYERS);
-    let (reused, remaining) = select_known(graph, known, budget);
-    // select_known leaves room for at least one layer whenever paths remain.
-    let cap = budget - reused.len();
+    let target = opts.budget.clamp(1, TARGET_LAYERS);
+    let (reused, remaining) = select_known(graph, known, target);
+    // select_known leaves room for at least one layer whenever paths remain; the cap stays
+    // within the budget.
+    let cap = (target - reused.len())
+        .max(MIN_NEW_LAYERS.min(target))
+        .min(opts.budget.max(1) - reused.len());
     let mut layers = if remaining.is_empty() {
         Vec::new()
     } else {

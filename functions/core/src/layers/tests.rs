@@ -212,6 +212,23 @@ fn known_layers_reused_when_they_fit() {
 }
 
 #[test]
+fn reused_layers_leave_room_for_the_image_s_own_within_the_budget() {
+    // 100 unrelated paths, 50 of them already stored as layers of their own.
+    let spec: Vec<String> = (0..100).map(|i| format!("p{i:03}:{}", 1000 + i)).collect();
+    let g = closure("", &spec.join(" "));
+    let known: Vec<LayerGroup> = (0..50).map(|i| group(&format!("p{i:03}"))).collect();
+    let layers = run(&g, &Popularity::new(), &known, 94);
+    assert_partition(&g, &layers, 94);
+    // 50 reused, and the other 50 paths in MIN_NEW_LAYERS rather than squeezed into 10.
+    assert_eq!(layers.len(), 50 + MIN_NEW_LAYERS);
+    // A budget at the target is a hard limit all the same.
+    assert_eq!(
+        run(&g, &Popularity::new(), &known, TARGET_LAYERS).len(),
+        TARGET_LAYERS
+    );
+}
+
+#[test]
 fn unreachable_paths_still_land_in_a_layer() {
     let g = closure("a", "a:1 orphan:1>dep dep:1");
     assert_partition(&g, &run(&g, &Popularity::new(), &[], 94), 94);
