@@ -84,8 +84,13 @@ pub async fn cache_graph(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(BTreeMap<String, PathInfo>, Progress), SourceError> {
     let started = Instant::now();
-    let mut seen: HashSet<String> = roots.iter().cloned().collect();
-    let mut queue: VecDeque<String> = roots.iter().cloned().collect();
+    let mut seen: HashSet<String> = HashSet::new();
+    // A root listed twice is fetched once.
+    let mut queue: VecDeque<String> = roots
+        .iter()
+        .filter(|r| seen.insert((*r).clone()))
+        .cloned()
+        .collect();
     let mut running = FuturesUnordered::new();
     let mut paths = BTreeMap::new();
     let mut state = Progress::default();
