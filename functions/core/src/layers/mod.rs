@@ -72,8 +72,51 @@ pub struct LayerGroup {
 }
 
 /// How many closures of the package set contain a path, keyed by `store_path_name`
-/// ("glibc-2.38"); in JSON `{"<name-version>": count}`.
-pub type Popularity = HashMap<String, u64>;
+/// ("glibc-2.38"); read from the files of [`crate::popularity`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Popularity {
+    pub counts: HashMap<String, u64>,
+    /// The counts are Nixery's direct-referrer counts, not closure counts: grouping then
+    /// estimates closure counts from them (`join::path_counts`).
+    pub direct_referrers: bool,
+}
+
+impl Popularity {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.counts.get(name).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+}
+
+/// Closure counts, as `nixery popularity` computes them.
+impl FromIterator<(String, u64)> for Popularity {
+    fn from_iter<I: IntoIterator<Item = (String, u64)>>(iter: I) -> Self {
+        Self {
+            counts: iter.into_iter().collect(),
+            direct_referrers: false,
+        }
+    }
+}
+
+impl IntoIterator for Popularity {
+    type Item = (String, u64);
+    type IntoIter = std::collections::hash_map::IntoIter<String, u64>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.counts.into_iter()
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupingOptions {

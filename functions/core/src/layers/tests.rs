@@ -185,6 +185,21 @@ fn without_popularity_closure_counts_stand_in() {
 }
 
 #[test]
+fn direct_referrer_counts_are_raised_to_estimated_closure_counts() {
+    // Nixery's counts: 40 paths reference mid, 2 reference the 10 MB lib (mid and another).
+    // Read as closure counts, lib would only ever come with mid; estimated (3 + 40), 3 of 43
+    // closures holding lib lack mid, and 7% of 10 MB is too much to risk.
+    let g = closure("mid", &format!("mid:{MB}>lib lib:{}", 10 * MB));
+    let counts = [("mid", 40), ("lib", 3)];
+    assert_eq!(run(&g, &popular(&counts), &[], 94), groups(&["lib mid"]));
+    let direct = Popularity {
+        direct_referrers: true,
+        ..popular(&counts)
+    };
+    assert_eq!(sorted(run(&g, &direct, &[], 94)), groups(&["lib", "mid"]));
+}
+
+#[test]
 fn smallest_layers_merge_first() {
     let g = closure("a b c d", "a:1 b:2 c:300 d:50");
     // Over budget, a and b merge; output by popularity, then size.
