@@ -236,7 +236,9 @@ def run_source(args, seq, pop, source, roots):
     # Nixery promotes paths found in a large share of its package set's closures;
     # here: a quarter of the most popular path's count.
     popular_count = max(1, max(pop.values()) // 4)
-    roots = roots if source == "closure" else None
+    # Closure-count-like sources go in `nixery popularity`'s format; "direct" stays flat, as
+    # Nixery writes it, so that the grouping treats it as direct-referrer counts.
+    roots = None if source == "direct" else roots
     with tempfile.TemporaryDirectory() as tmp:
         ours = Ours(args.nixery, pop, tmp, roots)
         algos = [("lower-bound", lower_bound, False, 10**9),
@@ -272,7 +274,9 @@ def run_corpus(args, name, summary):
     fmt = "{:<24}{:>11}{:>11}{:>8}{:>8}{:>8}{:>7}{:>6}{:>9}"
     sources = sources_of(corpus, images)
     for source in args.popularity.split(","):
-        rows = run_source(args, seq, sources[source], source, corpus["archive_packages"])
+        roots = sum(im.split == "train" for im in images) if source == "train" else \
+            corpus["archive_packages"]
+        rows = run_source(args, seq, sources[source], source, roots)
         print(f"popularity: {source} ({POP_DOC[source]})")
         print(fmt.format(*head))
         for label, s, f, rs, rf, mean, mx, over, det in rows:

@@ -149,11 +149,11 @@ def choose(images, pop):
     return min(GRID, key=key)
 
 
-def check_model(binary, images, pop):
+def check_model(binary, images, pop, roots):
     """The model must give the binary's layers, image by image, registry-aware."""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
-        ours, model, known = Ours(binary, pop, tmp), Model(pop, SHIPPED), []
+        ours, model, known = Ours(binary, pop, tmp, roots), Model(pop, SHIPPED), []
         for img in sequence(images):
             a, b = ours(img, list(known)), model(img, list(known))
             if sorted(sorted(x) for x in a) != sorted(sorted(x) for x in b):
@@ -170,7 +170,7 @@ def main():
         corpus = json.load(gzip.open(os.path.join(HERE, "corpora", f"{name}.json.gz")))
         images += [Image(r) for r in corpus["images"]]
         pop.update(corpus["archive_popularity"])
-    check_model(args.nixery, images, pop)
+    check_model(args.nixery, images, pop, corpus["archive_packages"])
     print(f"model = nixery layers on all {len(images)} images; grid of {len(GRID)} settings; "
           f"shipped {SHIPPED}")
     print(f"{'held out':<10}{'images':>7}  {'chosen on the rest':<26}{'x LB 1':>8}{'x LB 4':>8}"
