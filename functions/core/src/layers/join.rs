@@ -83,7 +83,8 @@ fn referrers_first(graph: &ClosureGraph) -> Vec<&str> {
 }
 
 /// The share (ppm) of closures holding `to` that lack `from`, for a reference from -> to.
-/// Unknown paths (count 0) give no evidence: a miss rate of 100%.
+/// An unknown referrer (count 0) gives no evidence: a miss rate of 100%. An unknown
+/// referenced path (new since the data was made) counts as held where its referrer is.
 fn miss_ppm(from: u64, to: u64) -> u64 {
     let to = u128::from(to.max(1));
     let both = u128::from(from).min(to);
