@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admin::{self, TenantArgs, UsageArgs};
+use crate::popularity::{popularity, PopularityArgs};
 use crate::serve::{serve, ServeArgs};
 
 #[derive(Parser)]
@@ -47,6 +48,8 @@ enum Command {
     Layers(LayersArgs),
     /// Pack directories as one layer exactly as the registry does; prints {"digest","diff_id","size"}.
     Pack(PackArgs),
+    /// Count how many closures of a package set hold each store path, for --popularity.
+    Popularity(PopularityArgs),
 }
 
 #[derive(Args)]
@@ -85,7 +88,8 @@ pub struct CommonArgs {
     /// Layers for store paths per image (the customisation layer comes on top).
     #[arg(long, env = "NIXERY_LAYER_BUDGET", default_value_t = DEFAULT_LAYER_BUDGET)]
     layer_budget: usize,
-    /// Popularity data ({"<name-version>": count}) to guide layer grouping.
+    /// Popularity data to guide layer grouping: `nixery popularity` output, or Nixery's
+    /// popularity.json (direct-referrer counts; see the README).
     #[arg(long, env = "NIXERY_POPULARITY")]
     popularity: Option<PathBuf>,
     /// Take store paths from this binary cache (http(s):// or file://) instead of building
@@ -106,7 +110,7 @@ struct LayersArgs {
     /// Runtime graph JSON ({"exportReferencesGraph":{"graph":[...]},"graph":[...]}).
     #[arg(long)]
     graph: PathBuf,
-    /// Popularity JSON ({"<name-version>": count}).
+    /// Popularity data: `nixery popularity` output or Nixery's popularity.json.
     #[arg(long)]
     popularity: Option<PathBuf>,
     /// Maximum number of layers.
@@ -147,6 +151,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(a) => runtime()?.block_on(build(a)),
         Command::Layers(a) => layers(a),
         Command::Pack(a) => pack(a),
+        Command::Popularity(a) => runtime()?.block_on(popularity(a)),
     }
 }
 
@@ -180,7 +185,7 @@ impl CommonArgs {
 
     pub fn open(&self) -> Result<LocalStack> {
         let popularity = match &self.popularity {
-            Some(p) => read_json(p)?,
+            Some(p) => read_popularity(p)?,
             None => Popularity::default(),
         };
         if self.layer_budget == 0 || self.layer_budget > MAX_LAYER_BUDGET {
@@ -232,13 +237,23 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+/// Either popularity format, told apart by shape (`nixery_core::popularity::parse`).
+fn read_popularity(path: &Path) -> Result<Popularity> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let (popularity, kind) = nixery_core::popularity::parse(&text)
+        .with_context(|| format!("parsing {}", path.display()))?;
+    tracing::info!(file = %path.display(), ?kind, entries = popularity.len(), "popularity data");
+    Ok(popularity)
+}
+
 fn layers(a: LayersArgs) -> Result<()> {
     let text = std::fs::read_to_string(&a.graph)
         .with_context(|| format!("reading {}", a.graph.display()))?;
     let graph = ClosureGraph::from_export_graph_json(&text)
         .with_context(|| format!("parsing {}", a.graph.display()))?;
     let popularity: Popularity = match &a.popularity {
-        Some(p) => read_json(p)?,
+        Some(p) => read_popularity(p)?,
         None => Popularity::default(),
     };
     let known: Vec<LayerGroup> = match &a.known_layers {

@@ -1,8 +1,9 @@
-//! `nixery`: serve the registry, build an image, group layers, pack a layer.
+//! `nixery`: serve the registry, build an image, group layers, pack a layer, count popularity.
 
 mod admin;
 mod admin_socket;
 mod cli;
+mod popularity;
 mod serve;
 
 use clap::Parser;

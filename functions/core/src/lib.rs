@@ -26,6 +26,7 @@ pub mod memo;
 pub mod name;
 pub mod nix;
 pub mod pack;
+pub mod popularity;
 pub mod registry;
 pub mod source;
 pub mod storage;

@@ -10,8 +10,10 @@
 //! 1. Layers already in the registry's index that fit the closure are reused as they are.
 //! 2. The other paths are joined along references, most certain edges first: an edge
 //!    joins when the two paths (almost) always come together, or when what a mismatch
-//!    would cost (the miss rate times the smaller side's bytes) is a few kilobytes.
-//! 3. Above the target, the smallest layers are merged into one, as Nixery does.
+//!    would cost is small: at most half of the closures holding the referenced side lack
+//!    the referrer, and that share of the referenced side's bytes is at most 250 kB.
+//! 3. Above the target, the smallest layers are merged into one, as Nixery does; reused
+//!    layers count against the target but leave this image room for its own layers.
 //!
 //! The same closure and data always give the same layers, whatever the input order.
 
@@ -39,16 +41,28 @@ pub const MAX_LAYER_BUDGET: usize = 124;
 /// and a manifest entry, and the smallest ones save little when shared.
 pub const TARGET_LAYERS: usize = 60;
 
+/// Above the target, new layers may still number this many however many known layers are
+/// reused: reused layers come from other images, and squeezing this image's own paths into
+/// fewer layers would merge them into one layer no other image has (on the layering bench's
+/// large images, 19% more bytes pulled instead of 2.5%).
+const MIN_NEW_LAYERS: usize = 30;
+
 /// Miss rates are in parts per million: the share of closures holding the referenced
 /// path but not the referrer.
 const PPM: u64 = 1_000_000;
 
-/// Paths join when at most 5% of the closures holding one lack the other.
-const JOIN_MISS_PPM: u64 = 50_000;
+/// Paths join when at most 2% of the closures holding one lack the other.
+const JOIN_MISS_PPM: u64 = 20_000;
 
-/// Paths also join when miss rate x bytes of the smaller side is below this: a rare
-/// mismatch of a small layer costs less than an extra layer in every image.
-const JOIN_COST_BYTES: u64 = 25_000;
+/// Paths also join when miss rate x bytes of the referenced side is at most this, and
+/// the miss rate at most [`JOIN_MAX_MISS_PPM`]: a rare mismatch of a small layer costs
+/// less than an extra layer in every image. Tuned on the layering benchmark's bookworm
+/// corpus and checked on held-out ones (tests/bench/layering/README.md).
+const JOIN_COST_BYTES: u64 = 250_000;
+
+/// Above this miss rate paths stay apart however small: the referenced side then lives
+/// mostly in other closures, where its layer recurs on its own.
+const JOIN_MAX_MISS_PPM: u64 = 500_000;
 
 /// A set of store paths packed into one layer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -58,8 +72,51 @@ pub struct LayerGroup {
 }
 
 /// How many closures of the package set contain a path, keyed by `store_path_name`
-/// ("glibc-2.38"); in JSON `{"<name-version>": count}`.
-pub type Popularity = HashMap<String, u64>;
+/// ("glibc-2.38"); read from the files of [`crate::popularity`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Popularity {
+    pub counts: HashMap<String, u64>,
+    /// The counts are Nixery's direct-referrer counts, not closure counts: grouping then
+    /// estimates closure counts from them (`join::path_counts`).
+    pub direct_referrers: bool,
+}
+
+impl Popularity {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.counts.get(name).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+}
+
+/// Closure counts, as `nixery popularity` computes them.
+impl FromIterator<(String, u64)> for Popularity {
+    fn from_iter<I: IntoIterator<Item = (String, u64)>>(iter: I) -> Self {
+        Self {
+            counts: iter.into_iter().collect(),
+            direct_referrers: false,
+        }
+    }
+}
+
+impl IntoIterator for Popularity {
+    type Item = (String, u64);
+    type IntoIter = std::collections::hash_map::IntoIter<String, u64>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.counts.into_iter()
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupingOptions {
@@ -95,10 +152,13 @@ pub fn group_layers(
     known: &[LayerGroup],
     opts: &GroupingOptions,
 ) -> Vec<LayerGroup> {
-    let budget = opts.budget.clamp(1, TARGET_LAYERS);
-    let (reused, remaining) = select_known(graph, known, budget);
-    // select_known leaves room for at least one layer whenever paths remain.
-    let cap = budget - reused.len();
+    let target = opts.budget.clamp(1, TARGET_LAYERS);
+    let (reused, remaining) = select_known(graph, known, target);
+    // select_known leaves room for at least one layer whenever paths remain; the cap stays
+    // within the budget.
+    let cap = (target - reused.len())
+        .max(MIN_NEW_LAYERS.min(target))
+        .min(opts.budget.max(1) - reused.len());
     let mut layers = if remaining.is_empty() {
         Vec::new()
     } else {

@@ -153,19 +153,27 @@ fn paths_that_come_together_share_a_layer() {
 }
 
 #[test]
-fn small_paths_join_even_when_rarely_together() {
-    // A 10 kB leaf used by many: 99% of its closures lack a, but a mismatch is cheap.
+fn small_paths_join_when_a_mismatch_is_cheap_and_not_the_rule() {
+    // 40% of the closures holding leaf or lib lack a: cheap for the 10 kB leaf (4 kB
+    // expected), not for the 1 MB lib (400 kB).
     let g = closure("a", &format!("a:{MB}>leaf,lib leaf:10000 lib:{MB}"));
-    let pop = popular(&[("a", 1), ("leaf", 100), ("lib", 100)]);
+    let pop = popular(&[("a", 60), ("leaf", 100), ("lib", 100)]);
     assert_eq!(sorted(run(&g, &pop, &[], 94)), groups(&["a leaf", "lib"]));
+    // When most closures with the leaf lack a, it recurs without a: it keeps its own layer.
+    let pop = popular(&[("a", 1), ("leaf", 100), ("lib", 100)]);
+    assert_eq!(
+        sorted(run(&g, &pop, &[], 94)),
+        groups(&["a", "leaf", "lib"])
+    );
 }
 
 #[test]
 fn without_popularity_closure_counts_stand_in() {
-    // Counts: a 1, b 1, x 2 (a, x), s 3, t 4 (a, b, s, t).
+    // Counts: a 1, b 1, x 2 (a, x), s 3, t 4 (a, b, s, t); a quarter of t's 2 MB is
+    // too much to risk.
     let g = closure(
         "a b",
-        &format!("a:{MB}>x,s b:{MB}>s x:{MB} s:{MB}>t t:{MB}"),
+        &format!("a:{MB}>x,s b:{MB}>s x:{MB} s:{MB}>t t:{}", 2 * MB),
     );
     let layers = sorted(run(&g, &Popularity::new(), &[], 94));
     assert_eq!(layers, groups(&["a", "b", "s", "t", "x"]));
@@ -174,6 +182,21 @@ fn without_popularity_closure_counts_stand_in() {
         run(&g, &Popularity::new(), &[], 94),
         vec![group("x"), group("a")]
     );
+}
+
+#[test]
+fn direct_referrer_counts_are_raised_to_estimated_closure_counts() {
+    // Nixery's counts: 40 paths reference mid, 2 reference the 10 MB lib (mid and another).
+    // Read as closure counts, lib would only ever come with mid; estimated (3 + 40), 3 of 43
+    // closures holding lib lack mid, and 7% of 10 MB is too much to risk.
+    let g = closure("mid", &format!("mid:{MB}>lib lib:{}", 10 * MB));
+    let counts = [("mid", 40), ("lib", 3)];
+    assert_eq!(run(&g, &popular(&counts), &[], 94), groups(&["lib mid"]));
+    let direct = Popularity {
+        direct_referrers: true,
+        ..popular(&counts)
+    };
+    assert_eq!(sorted(run(&g, &direct, &[], 94)), groups(&["lib", "mid"]));
 }
 
 #[test]
@@ -192,14 +215,32 @@ fn known_layers_reused_when_they_fit() {
     let known = [group("s zzz"), fits.clone(), group("t"), group("")];
     let layers = run(&g, &pop, &known, 94);
     assert_partition(&g, &layers, 94);
-    // The larger fitting layer wins over the overlapping {t}; b and s (tiny) join.
+    // The larger fitting layer wins over the overlapping {t}. b and s stay apart, however
+    // small: two thirds of the closures holding s lack b.
     assert_eq!(layers[0], fits);
-    assert_eq!(layers[1..].to_vec(), groups(&["b s"]));
+    assert_eq!(sorted(layers[1..].to_vec()), groups(&["b", "s"]));
     // A known layer counts against the budget, but leaves room for the rest.
     assert_eq!(run(&g, &pop, &known, 2), vec![fits, group("b s")]);
     let whole = group("a b s t");
     assert_eq!(run(&g, &pop, &known, 1), vec![whole.clone()]);
     assert_eq!(run(&g, &pop, std::slice::from_ref(&whole), 1), vec![whole]);
+}
+
+#[test]
+fn reused_layers_leave_room_for_the_image_s_own_within_the_budget() {
+    // 100 unrelated paths, 50 of them already stored as layers of their own.
+    let spec: Vec<String> = (0..100).map(|i| format!("p{i:03}:{}", 1000 + i)).collect();
+    let g = closure("", &spec.join(" "));
+    let known: Vec<LayerGroup> = (0..50).map(|i| group(&format!("p{i:03}"))).collect();
+    let layers = run(&g, &Popularity::new(), &known, 94);
+    assert_partition(&g, &layers, 94);
+    // 50 reused, and the other 50 paths in MIN_NEW_LAYERS rather than squeezed into 10.
+    assert_eq!(layers.len(), 50 + MIN_NEW_LAYERS);
+    // A budget at the target is a hard limit all the same.
+    assert_eq!(
+        run(&g, &Popularity::new(), &known, TARGET_LAYERS).len(),
+        TARGET_LAYERS
+    );
 }
 
 #[test]
