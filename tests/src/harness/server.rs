@@ -7,7 +7,7 @@ use regex::Regex;
 use tempfile::TempDir;
 
 use super::process::ChildGuard;
-use super::{http_get, nixery_command, pkgs_path, tail, Resp, ACCEPT_ALL};
+use super::{http_get, nixery_command_via, pkgs_path, tail, Resp, ACCEPT_ALL};
 
 /// How long the server may take to print its listen address.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,6 +23,8 @@ pub struct Server {
     /// The storage directory.
     pub storage: PathBuf,
     extra_args: Vec<String>,
+    /// A command prefix the server runs under (e.g. a private mount namespace); empty: none.
+    wrapper: Vec<std::ffi::OsString>,
     logs: TempDir,
     generation: usize,
     _owned_storage: Option<TempDir>,
@@ -45,12 +47,28 @@ impl Server {
         server
     }
 
+    /// Like [`Server::start_temp_with`], with `nixery` run under `wrapper` (a program and its
+    /// arguments, e.g. [`super::modern_nix::ModernNix::wrapper`]).
+    pub fn start_temp_via(wrapper: Vec<std::ffi::OsString>, args: &[&str]) -> Server {
+        let storage = tempfile::Builder::new()
+            .prefix("nixery-storage")
+            .tempdir()
+            .expect("temp storage dir");
+        let mut server = Server::new(storage.path(), args, wrapper);
+        server._owned_storage = Some(storage);
+        server
+    }
+
     /// Start a server on `storage`; its output goes to a fresh log file.
     pub fn start(storage: &Path) -> Server {
         Self::start_with(storage, &[])
     }
 
     pub fn start_with(storage: &Path, args: &[&str]) -> Server {
+        Server::new(storage, args, Vec::new())
+    }
+
+    fn new(storage: &Path, args: &[&str], wrapper: Vec<std::ffi::OsString>) -> Server {
         let logs = tempfile::Builder::new()
             .prefix("nixery-log")
             .tempdir()
@@ -60,6 +78,7 @@ impl Server {
             addr: String::new(),
             storage: storage.to_path_buf(),
             extra_args: args.iter().map(|a| a.to_string()).collect(),
+            wrapper,
             logs,
             generation: 0,
             _owned_storage: None,
@@ -73,14 +92,14 @@ impl Server {
             .logs
             .path()
             .join(format!("serve-{}.log", self.generation));
-        let mut cmd = nixery_command();
+        let mut cmd = nixery_command_via(&self.wrapper);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--storage"])
             .arg(&self.storage);
         // The offline package set, unless the test names another source.
         let own_source = self
             .extra_args
             .iter()
-            .any(|a| a == "--pkgs-repo" || a == "--channel");
+            .any(|a| a == "--pkgs-repo" || a == "--channel" || a == "--pkgs-path");
         if !own_source {
             cmd.arg("--pkgs-path").arg(pkgs_path());
         }
