@@ -212,10 +212,11 @@ fn the_builder_image_runs_as_lambda_would_and_docker_pulls_its_image() {
     let init_ms = deploy
         .builder
         .init_duration_ms()
-        .unwrap_or_else(|| panic!("no Init Duration in the RIE log:\n{}", tail(&log, 40)));
+        .unwrap_or_else(|| panic!("no INIT REPORT in the RIE log:\n{}", tail(&log, 40)));
     let tmp_peak = deploy.builder.tmp_peak();
+    eprintln!("{}", deploy.builder.report().unwrap_or_default());
     eprintln!(
-        "builder container: cold init {init_ms:.0} ms (RIE REPORT), first build {} ms, \
+        "builder container: cold init {init_ms:.0} ms (RIE INIT REPORT), first build {} ms, \
          /tmp peak {:.1} MiB of {TMP_SIZE}",
         build.as_millis(),
         tmp_peak as f64 / (1024.0 * 1024.0)
