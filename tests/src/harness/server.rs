@@ -6,8 +6,12 @@ use std::time::Duration;
 use regex::Regex;
 use tempfile::TempDir;
 
+use super::modern_nix::ModernNix;
 use super::process::ChildGuard;
 use super::{http_get, nixery_command_via, pkgs_path, tail, Resp, ACCEPT_ALL};
+
+/// Set (to anything) to run every `nixery serve` of the tests with the modern Nix.
+pub const MODERN_NIX_VAR: &str = "NIXERY_E2E_MODERN_NIX";
 
 /// How long the server may take to print its listen address.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,6 +32,7 @@ pub struct Server {
     logs: TempDir,
     generation: usize,
     _owned_storage: Option<TempDir>,
+    _modern_nix: Option<ModernNix>,
 }
 
 impl Server {
@@ -68,7 +73,17 @@ impl Server {
         Server::new(storage, args, Vec::new())
     }
 
-    fn new(storage: &Path, args: &[&str], wrapper: Vec<std::ffi::OsString>) -> Server {
+    /// With `NIXERY_E2E_MODERN_NIX` set, a server that has no wrapper of its own runs with
+    /// the modern Nix on its own store ([`ModernNix`]): the local suite with Nix >= 2.18.
+    fn new(storage: &Path, args: &[&str], mut wrapper: Vec<std::ffi::OsString>) -> Server {
+        let mut extra_args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let modern = std::env::var_os(MODERN_NIX_VAR).is_some() && wrapper.is_empty();
+        let modern_nix = modern.then(ModernNix::new);
+        if let Some(nix) = &modern_nix {
+            wrapper = nix.wrapper();
+            let bin_dir = nix.bin_dir.display().to_string();
+            extra_args.extend(["--nix-bin-dir".to_string(), bin_dir]);
+        }
         let logs = tempfile::Builder::new()
             .prefix("nixery-log")
             .tempdir()
@@ -77,11 +92,12 @@ impl Server {
             process: None,
             addr: String::new(),
             storage: storage.to_path_buf(),
-            extra_args: args.iter().map(|a| a.to_string()).collect(),
+            extra_args,
             wrapper,
             logs,
             generation: 0,
             _owned_storage: None,
+            _modern_nix: modern_nix,
         };
         server.spawn();
         server
