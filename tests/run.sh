@@ -66,6 +66,7 @@ cargo lambda --version >/dev/null 2>&1 || die "cargo-lambda not found after pip 
 command -v docker >/dev/null || die "docker not found: the tests need a running Docker Engine"
 docker info >/dev/null 2>&1 || die "docker cannot reach a Docker Engine (docker info failed)"
 command -v unshare >/dev/null || die "unshare (util-linux) not found"
+command -v strip >/dev/null || die "strip (binutils) not found: the builder image test strips the debug binary"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 # The Lambda Runtime Interface Emulator ships inside the aws-sam-cli wheel (PyPI).
@@ -119,4 +120,13 @@ log "infra checks: python-hcl2, checkov, hadolint, Terraform/Rust agreement"
 "$ROOT/infra/check.sh"
 
 log "cargo nextest run --workspace --locked --no-fail-fast"
-cargo nextest run --workspace --locked --no-fail-fast "$@"
+status=0
+cargo nextest run --workspace --locked --no-fail-fast "$@" || status=$?
+
+# The local path again with Debian 13's Nix (2.26) on a store of its own: every `nixery serve`
+# of these tests resolves, realises and reads closures with it (about a minute).
+log "local end-to-end tests with the modern Nix (NIXERY_E2E_MODERN_NIX)"
+NIXERY_E2E_MODERN_NIX=1 cargo nextest run --locked --no-fail-fast -p nixery-e2e \
+  -E 'binary(e2e_containerd) | binary(e2e_docker) | binary(pinned_sources) | binary(restart)' \
+  || status=$?
+exit "$status"
