@@ -11,6 +11,7 @@ use nixery_core::layers::{
 };
 use nixery_core::local_stack::LocalStack;
 use nixery_core::name::{valid_tag, ImageName};
+use nixery_core::nix::NIXPKGS_MIN_NIX;
 use nixery_core::pack::{pack_paths, Compression};
 use nixery_core::source::PackageSource;
 use nixery_core::store_paths::{CacheStore, NixStore, StorePaths};
@@ -82,6 +83,10 @@ pub struct CommonArgs {
     /// resolved to; after that the next pull resolves it again (0: on every pull).
     #[arg(long, env = "NIXERY_PIN_TTL", default_value_t = DEFAULT_PIN_TTL.as_secs())]
     pin_ttl: u64,
+    /// Directory holding the Nix programs to run (nix, nix-build, nix-instantiate), e.g. a
+    /// newer Nix than the one in PATH; default: PATH. nixpkgs needs Nix >= 2.18.
+    #[arg(long, env = "NIXERY_NIX_BIN_DIR")]
+    nix_bin_dir: Option<PathBuf>,
     /// Seconds each Nix call may take before it is killed and reported.
     #[arg(long, env = "NIXERY_NIX_TIMEOUT", default_value_t = 600)]
     nix_timeout: u64,
@@ -203,10 +208,32 @@ impl CommonArgs {
             self.store()?,
             settings,
             Duration::from_secs(self.nix_timeout),
+            self.nix_bin_dir.clone(),
         )
         .with_context(|| format!("opening storage {}", self.storage.display()))?;
         Ok(stack)
     }
+}
+
+/// Refuse to start on a nixpkgs source with a Nix that nixpkgs rejects: every pull would
+/// fail in evaluation otherwise. Other package sets are not checked (and Nix not run).
+pub async fn check_nix(stack: &LocalStack) -> Result<()> {
+    let source = stack.builder.source();
+    if !source.is_nixpkgs() {
+        return Ok(());
+    }
+    let found = stack.builder.nix().version().await?;
+    if found < NIXPKGS_MIN_NIX {
+        bail!(
+            "{} needs Nix >= {NIXPKGS_MIN_NIX} (nixpkgs' lib/minver.nix), but the Nix found is \
+             {found}. Debian 12's nix-bin is 2.8: install a newer Nix (Debian 13's nix-bin, or \
+             the upstream installer) and point --nix-bin-dir (NIXERY_NIX_BIN_DIR) at its \
+             programs; see README.md, \"Which Nix\"",
+            source.describe()
+        );
+    }
+    tracing::info!(nix = %found, "nix version");
+    Ok(())
 }
 
 async fn build(a: BuildArgs) -> Result<()> {
@@ -216,6 +243,7 @@ async fn build(a: BuildArgs) -> Result<()> {
     let image =
         ImageName::parse(&a.image).with_context(|| format!("invalid image name {:?}", a.image))?;
     let stack = a.common.open()?;
+    check_nix(&stack).await?;
     eprintln!(
         "building {image}:{} ({} packages) from {}",
         a.tag,

@@ -2,7 +2,7 @@
 //! with an API key, metered per pull.
 
 use crate::admin_socket;
-use crate::cli::CommonArgs;
+use crate::cli::{check_nix, CommonArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use nixery_core::accounts::redb::RedbAccounts;
@@ -48,6 +48,7 @@ struct AuthArgs {
 
 pub async fn serve(a: ServeArgs) -> Result<()> {
     let stack = a.common.open()?;
+    check_nix(&stack).await?;
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .with_context(|| format!("binding {}", a.listen))?;

@@ -48,6 +48,37 @@ pub struct Nix {
     /// Where `resolve.nix` is written.
     resolver: PathBuf,
     pub timeout: Duration,
+    /// Where the Nix programs are; `None`: looked up in PATH. Lets one machine run a newer
+    /// Nix (say Debian 13's, in a root filesystem of its own) than the one it has installed.
+    bin_dir: Option<PathBuf>,
+}
+
+/// The oldest Nix that nixpkgs evaluates with (its `lib/minver.nix` since 2024).
+pub const NIXPKGS_MIN_NIX: NixVersion = NixVersion(2, 18, 0);
+
+/// A Nix release number, as `nix-instantiate --version` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NixVersion(pub u32, pub u32, pub u32);
+
+impl NixVersion {
+    /// The version in `nix-instantiate (Nix) 2.26.3` (also `2.18.1pre…`, `2.8`).
+    pub fn parse(text: &str) -> Option<NixVersion> {
+        let word = text.split_whitespace().last()?;
+        let mut parts = word.split('.').map(|p| {
+            let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u32>().ok()
+        });
+        let major = parts.next()??;
+        let minor = parts.next()??;
+        let patch = parts.next().flatten().unwrap_or(0);
+        Some(NixVersion(major, minor, patch))
+    }
+}
+
+impl std::fmt::Display for NixVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
 }
 
 /// Names that Nix resolved, and the ones it could not find.
@@ -63,7 +94,34 @@ impl Nix {
         std::fs::create_dir_all(work_dir).map_err(NixError::Setup)?;
         let resolver = work_dir.join("resolve.nix");
         std::fs::write(&resolver, RESOLVE_NIX).map_err(NixError::Setup)?;
-        Ok(Nix { resolver, timeout })
+        Ok(Nix {
+            resolver,
+            timeout,
+            bin_dir: None,
+        })
+    }
+
+    /// Run the Nix programs from `dir` instead of PATH.
+    pub fn with_bin_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.bin_dir = dir;
+        self
+    }
+
+    /// The version of the Nix that evaluates (`nix-instantiate --version`).
+    pub async fn version(&self) -> Result<NixVersion, NixError> {
+        let out = self.run("nix-instantiate", &["--version"]).await?;
+        NixVersion::parse(&out).ok_or_else(|| NixError::BadOutput {
+            program: "nix-instantiate --version".into(),
+            reason: format!("no version in {:?}", out.trim()),
+        })
+    }
+
+    /// Where `program` is run from: the configured directory, else PATH.
+    fn program(&self, program: &str) -> PathBuf {
+        match &self.bin_dir {
+            Some(dir) => dir.join(program),
+            None => PathBuf::from(program),
+        }
     }
 
     /// Evaluate which requested names exist (no build).
@@ -133,7 +191,8 @@ impl Nix {
     /// Run one Nix program with a deadline; the child is killed on timeout.
     async fn run(&self, program: &str, args: &[&str]) -> Result<String, NixError> {
         let started = Instant::now();
-        let child = Command::new(program)
+        let path = self.program(program);
+        let child = Command::new(&path)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -141,7 +200,7 @@ impl Nix {
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| NixError::Spawn {
-                program: program.into(),
+                program: path.display().to_string(),
                 source,
             })?;
         let result = tokio::time::timeout(self.timeout, child.wait_with_output()).await;
@@ -189,6 +248,35 @@ mod tests {
         assert_eq!(tail("abcdef\n", 3), "def");
         assert_eq!(tail("ab", 10), "ab");
         assert_eq!(tail("ééé", 3), "é");
+    }
+
+    #[test]
+    fn versions_parse_and_compare() {
+        let v = |s| NixVersion::parse(s);
+        assert_eq!(
+            v("nix-instantiate (Nix) 2.26.3\n"),
+            Some(NixVersion(2, 26, 3))
+        );
+        assert_eq!(v("nix-instantiate (Nix) 2.8.0"), Some(NixVersion(2, 8, 0)));
+        assert_eq!(
+            v("nix (Nix) 2.18.1pre20231122_dirty"),
+            Some(NixVersion(2, 18, 1))
+        );
+        assert_eq!(v("nix (Nix) 2.24"), Some(NixVersion(2, 24, 0)));
+        assert_eq!(v("garbage"), None);
+        assert!(NixVersion(2, 8, 0) < NIXPKGS_MIN_NIX);
+        assert!(NixVersion(2, 26, 3) >= NIXPKGS_MIN_NIX);
+        assert_eq!(NIXPKGS_MIN_NIX.to_string(), "2.18.0");
+    }
+
+    #[tokio::test]
+    async fn bin_dir_is_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nix = Nix::new(dir.path(), Duration::from_secs(5))
+            .expect("nix")
+            .with_bin_dir(Some(dir.path().join("no-such-dir")));
+        let err = nix.version().await.expect_err("must fail");
+        assert!(err.to_string().contains("no-such-dir"), "{err}");
     }
 
     #[tokio::test]

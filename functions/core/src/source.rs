@@ -98,6 +98,19 @@ impl PackageSource {
         }
     }
 
+    /// Whether the source is nixpkgs as far as can be told without fetching it: a channel
+    /// name or nixpkgs commit (those come from NixOS), a URL whose last path segment is
+    /// `nixpkgs` (a clone or fork, a channel under nixos.org), a directory holding nixpkgs'
+    /// `lib/minver.nix`. nixpkgs aborts on a Nix older than that file says, so the registry
+    /// checks before serving; other package sets bring their own requirements.
+    pub fn is_nixpkgs(&self) -> bool {
+        match self {
+            PackageSource::Channel(name) => !is_url(name) || names_nixpkgs(name),
+            PackageSource::Git { url } => names_nixpkgs(url),
+            PackageSource::Path { path, .. } => path.join("lib/minver.nix").is_file(),
+        }
+    }
+
     /// For people: the landing page, logs and error messages. Credentials in URLs are
     /// replaced by `***`.
     pub fn describe(&self) -> String {
@@ -109,9 +122,24 @@ impl PackageSource {
     }
 }
 
+fn is_url(name: &str) -> bool {
+    name.starts_with("http://") || name.starts_with("https://")
+}
+
+/// A URL on nixos.org, or one whose last path segment is `nixpkgs` (`.git` aside).
+fn names_nixpkgs(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    let last = rest.trim_end_matches('/').rsplit(['/', ':']).next();
+    host == "nixos.org"
+        || host.ends_with(".nixos.org")
+        || last.is_some_and(|l| l.trim_end_matches(".git").eq_ignore_ascii_case("nixpkgs"))
+}
+
 /// The URL of a channel: a name under [`CHANNELS_URL`], or the URL given.
 fn channel_url(name: &str) -> String {
-    match name.starts_with("http://") || name.starts_with("https://") {
+    match is_url(name) {
         true => name.trim_end_matches('/').to_string(),
         false => format!("{CHANNELS_URL}/{name}"),
     }
@@ -259,6 +287,25 @@ mod tests {
             "https://channels.nixos.org/nixos-24.05"
         );
         assert_eq!(channel_url("http://127.0.0.1:9/c/"), "http://127.0.0.1:9/c");
+    }
+
+    #[test]
+    fn nixpkgs_is_recognised_without_fetching() {
+        let channel = |n: &str| PackageSource::Channel(n.into()).is_nixpkgs();
+        let git = |u: &str| PackageSource::Git { url: u.into() }.is_nixpkgs();
+        assert!(channel("nixos-unstable") && channel(&"c".repeat(40)));
+        assert!(channel("https://channels.nixos.org/nixos-24.05"));
+        assert!(!channel("http://127.0.0.1:9/nixos-test"));
+        assert!(git("https://github.com/NixOS/nixpkgs"));
+        assert!(git("https://github.com/me/nixpkgs.git/"));
+        assert!(git("git@github.com:NixOS/nixpkgs.git"));
+        assert!(!git("file:///tmp/pkgs-repo") && !git("https://example.org/nixpkgs-tools"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("default.nix"), "{}").expect("write");
+        assert!(!PackageSource::local(dir.path()).expect("hash").is_nixpkgs());
+        std::fs::create_dir(dir.path().join("lib")).expect("mkdir");
+        std::fs::write(dir.path().join("lib/minver.nix"), "\"2.18\"").expect("write");
+        assert!(PackageSource::local(dir.path()).expect("hash").is_nixpkgs());
     }
 
     #[test]

@@ -106,6 +106,38 @@ pub fn pkgs_copy(dest: &Path, edit: impl Fn(String) -> String) -> std::path::Pat
     dir
 }
 
+/// A copy of the offline package set that carries the host files it is made of (busybox,
+/// bash-static, the CA bundle) and defaults to them, for a Nix on another root filesystem
+/// (the builder image): it evaluates to the same store paths as the host's `nix/pkgs`,
+/// since `builtins.path` hashes only the filtered contents and the name.
+pub fn portable_pkgs_copy(dest: &Path) -> std::path::PathBuf {
+    let dir = pkgs_copy(dest, |text| {
+        let edited = text
+            .replace("hostBin ? /usr/bin", "hostBin ? ./host-bin")
+            .replace("hostCerts ? /etc/ssl/certs", "hostCerts ? ./host-certs");
+        assert!(
+            edited.contains("./host-bin") && edited.contains("./host-certs"),
+            "nix/pkgs/default.nix no longer has the hostBin and hostCerts defaults"
+        );
+        edited
+    });
+    let copies = [
+        ("/usr/bin/busybox", "host-bin/busybox"),
+        ("/usr/bin/bash-static", "host-bin/bash-static"),
+        (
+            "/etc/ssl/certs/ca-certificates.crt",
+            "host-certs/ca-certificates.crt",
+        ),
+    ];
+    for (from, to) in copies {
+        let to = dir.join(to);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        // std::fs::copy keeps the mode, which is part of the store path's hash.
+        std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {from}: {e}"));
+    }
+    dir
+}
+
 async fn redirect(State(s): State<Arc<Shared>>, UrlPath(file): UrlPath<String>) -> Response {
     if file == "git-revision" {
         s.lookups.fetch_add(1, Ordering::SeqCst);

@@ -23,6 +23,8 @@ pub mod clients;
 mod containerd;
 mod http;
 pub mod lambda;
+pub mod lambda_container;
+pub mod modern_nix;
 pub mod process;
 pub mod proxy;
 mod server;
@@ -94,6 +96,20 @@ pub fn nix_config() -> String {
 pub fn nixery_command() -> Command {
     let mut cmd = Command::new(nixery_bin());
     cmd.env("NIX_CONFIG", nix_config())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Like [`nixery_command`], run through `prefix` (a program and its arguments) if any.
+pub fn nixery_command_via(prefix: &[std::ffi::OsString]) -> Command {
+    let Some((program, args)) = prefix.split_first() else {
+        return nixery_command();
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .arg(nixery_bin())
+        .env("NIX_CONFIG", nix_config())
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     cmd

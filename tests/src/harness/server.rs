@@ -6,8 +6,12 @@ use std::time::Duration;
 use regex::Regex;
 use tempfile::TempDir;
 
+use super::modern_nix::ModernNix;
 use super::process::ChildGuard;
-use super::{http_get, nixery_command, pkgs_path, tail, Resp, ACCEPT_ALL};
+use super::{http_get, nixery_command_via, pkgs_path, tail, Resp, ACCEPT_ALL};
+
+/// Set (to anything) to run every `nixery serve` of the tests with the modern Nix.
+pub const MODERN_NIX_VAR: &str = "NIXERY_E2E_MODERN_NIX";
 
 /// How long the server may take to print its listen address.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,9 +27,12 @@ pub struct Server {
     /// The storage directory.
     pub storage: PathBuf,
     extra_args: Vec<String>,
+    /// A command prefix the server runs under (e.g. a private mount namespace); empty: none.
+    wrapper: Vec<std::ffi::OsString>,
     logs: TempDir,
     generation: usize,
     _owned_storage: Option<TempDir>,
+    _modern_nix: Option<ModernNix>,
 }
 
 impl Server {
@@ -45,12 +52,38 @@ impl Server {
         server
     }
 
+    /// Like [`Server::start_temp_with`], with `nixery` run under `wrapper` (a program and its
+    /// arguments, e.g. [`super::modern_nix::ModernNix::wrapper`]).
+    pub fn start_temp_via(wrapper: Vec<std::ffi::OsString>, args: &[&str]) -> Server {
+        let storage = tempfile::Builder::new()
+            .prefix("nixery-storage")
+            .tempdir()
+            .expect("temp storage dir");
+        let mut server = Server::new(storage.path(), args, wrapper);
+        server._owned_storage = Some(storage);
+        server
+    }
+
     /// Start a server on `storage`; its output goes to a fresh log file.
     pub fn start(storage: &Path) -> Server {
         Self::start_with(storage, &[])
     }
 
     pub fn start_with(storage: &Path, args: &[&str]) -> Server {
+        Server::new(storage, args, Vec::new())
+    }
+
+    /// With `NIXERY_E2E_MODERN_NIX` set, a server that has no wrapper of its own runs with
+    /// the modern Nix on its own store ([`ModernNix`]): the local suite with Nix >= 2.18.
+    fn new(storage: &Path, args: &[&str], mut wrapper: Vec<std::ffi::OsString>) -> Server {
+        let mut extra_args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let modern = std::env::var_os(MODERN_NIX_VAR).is_some() && wrapper.is_empty();
+        let modern_nix = modern.then(ModernNix::new);
+        if let Some(nix) = &modern_nix {
+            wrapper = nix.wrapper();
+            let bin_dir = nix.bin_dir.display().to_string();
+            extra_args.extend(["--nix-bin-dir".to_string(), bin_dir]);
+        }
         let logs = tempfile::Builder::new()
             .prefix("nixery-log")
             .tempdir()
@@ -59,10 +92,12 @@ impl Server {
             process: None,
             addr: String::new(),
             storage: storage.to_path_buf(),
-            extra_args: args.iter().map(|a| a.to_string()).collect(),
+            extra_args,
+            wrapper,
             logs,
             generation: 0,
             _owned_storage: None,
+            _modern_nix: modern_nix,
         };
         server.spawn();
         server
@@ -73,14 +108,14 @@ impl Server {
             .logs
             .path()
             .join(format!("serve-{}.log", self.generation));
-        let mut cmd = nixery_command();
+        let mut cmd = nixery_command_via(&self.wrapper);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--storage"])
             .arg(&self.storage);
         // The offline package set, unless the test names another source.
         let own_source = self
             .extra_args
             .iter()
-            .any(|a| a == "--pkgs-repo" || a == "--channel");
+            .any(|a| a == "--pkgs-repo" || a == "--channel" || a == "--pkgs-path");
         if !own_source {
             cmd.arg("--pkgs-path").arg(pkgs_path());
         }

@@ -99,6 +99,11 @@ impl NixBuilder {
         &self.ctx.source
     }
 
+    /// How this builder calls Nix.
+    pub fn nix(&self) -> &Nix {
+        &self.ctx.nix
+    }
+
     /// Build for a caller that already holds the lease on `alias_key` as `lease_owner` (the
     /// registry Lambda): the lease is renewed for `lease_ttl` while the build runs and given
     /// back when done, failed or not.
