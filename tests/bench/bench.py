@@ -386,15 +386,7 @@ def bench_cold(args):
         row("cold build", f"nixery build {IMAGE}", "FAILED", met=False)
         log(out.stderr[-2000:])
         return
-    steps = []
-    for line in out.stderr.splitlines():
-        if "build step" not in line:
-            continue
-        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
-        step = re.search(r'step[=:]\s*"?([^"=]+?)"?\s+elapsed_ms', line)
-        ms = re.search(r"elapsed_ms[=:]\s*(\d+)", line)
-        if step and ms:
-            steps.append((step.group(1).strip(), int(ms.group(1))))
+    steps = build_steps(out.stderr)
     slowest = max(steps, key=lambda s: s[1])[0] if steps else None
     for step, ms in steps:
         row("cold build", f"{IMAGE}: {step}, ms", ms, goal="slowest" if step == slowest else "")
@@ -421,30 +413,32 @@ def cache_pkgs(paths):
 
 
 def make_cache(mb):
-    """Build the closure, then a signed xz binary cache of it (kept across runs)."""
+    """Build the closure, then a signed xz binary cache of it (kept across runs). The roots:
+    `app`, and `cacert` and `iana-etc`, which every image gets."""
     _, paths, _, _ = make_store(mb)
     pkgs = cache_pkgs(paths)
     log(f"cache: building the closure of `app` from {len(paths)} generated store paths")
-    app = nix_out("nix-build", pkgs, "-A", "app", "--no-out-link").split()[-1]
+    roots = [nix_out("nix-build", pkgs, "-A", attr, "--no-out-link").split()[-1]
+             for attr in ("app", "cacert", "iana-etc")]
     cache = os.path.join(SCRATCH, f"cold-cache-{mb}")
     stamp = os.path.join(cache, "app")
-    if not (os.path.exists(stamp) and open(stamp).read() == app):
+    sk, pk = os.path.join(cache, "sk"), os.path.join(cache, "pk")
+    url = f"file://{cache}/www?compression=xz&parallel-compression=true&secret-key={sk}"
+    if not (os.path.exists(stamp) and open(stamp).read() == roots[0]):
         shutil.rmtree(cache, ignore_errors=True)
         os.makedirs(cache)
-        sk, pk = os.path.join(cache, "sk"), os.path.join(cache, "pk")
         nix_out("nix-store", "--generate-binary-cache-key", "bench-1", sk, pk)
         log("cache: nix copy --to file://...?compression=xz (xz -6, once per closure)")
-        nix_out("nix", "copy", "--to",
-                f"file://{cache}/www?compression=xz&parallel-compression=true&secret-key={sk}",
-                app)
+        nix_out("nix", "copy", "--to", url, roots[0])
         with open(stamp, "w") as f:
-            f.write(app)
+            f.write(roots[0])
+    nix_out("nix", "copy", "--to", url, *roots[1:])  # small; a no-op once there
     infos = [open(os.path.join(cache, "www", n)).read()
              for n in os.listdir(os.path.join(cache, "www")) if n.endswith(".narinfo")]
     field = lambda k: sum(int(re.search(rf"^{k}: (\d+)", i, re.M).group(1)) for i in infos)
     stats = dict(paths=len(infos), nar=field("NarSize"), xz=field("FileSize"))
-    pk = open(os.path.join(cache, "pk")).read().strip()
-    return pkgs, app, os.path.join(cache, "www"), pk, stats
+    pk = open(pk).read().strip()
+    return pkgs, roots, os.path.join(cache, "www"), pk, stats
 
 
 def nginx_dir(root):
@@ -477,12 +471,12 @@ def build_steps(stderr):
     return steps
 
 
-def cache_run(kind, url, pkgs, app, pk):
+def cache_run(kind, url, pkgs, roots, pk):
     """One cold fetch from empty storage: `nix copy --from` or `nixery build --binary-cache`."""
     tmp = tempfile.mkdtemp(dir=SCRATCH)
     try:
         if kind == "nix copy":
-            argv = ["nix", "copy", "--from", url, "--to", f"local?root={tmp}/root", app,
+            argv = ["nix", "copy", "--from", url, "--to", f"local?root={tmp}/root", *roots,
                     "--option", "trusted-public-keys", pk]
         else:
             argv = [NIXERY, "build", "app", "--storage", os.path.join(tmp, "storage"),
@@ -498,7 +492,7 @@ def cache_run(kind, url, pkgs, app, pk):
 
 def bench_cache(args):
     mb = args.cold_mb
-    pkgs, app, www, pk, st = make_cache(mb)
+    pkgs, roots, www, pk, st = make_cache(mb)
     nar_mb = st["nar"] / 1e6
     log(f"cache: {st['paths']} paths, NAR {nar_mb:.0f} MB, xz {st['xz'] / 1e6:.0f} MB")
     nginx, http_url = nginx_dir(www)
@@ -507,7 +501,7 @@ def bench_cache(args):
             bench = f"cold {transport} {nar_mb:.0f} MB"
             got = {}
             for kind in ("nix copy", "nixery build"):
-                runs = [cache_run(kind, url, pkgs, app, pk) for _ in range(args.repeat_cold)]
+                runs = [cache_run(kind, url, pkgs, roots, pk) for _ in range(args.repeat_cold)]
                 got[kind] = min(runs, key=lambda r: r["wall"])
                 log(f"{bench} {kind}: {runs}")
             ours, nix = got["nixery build"], got["nix copy"]

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use nixery_e2e::harness::clients::{Docker, Podman};
+use nixery_e2e::harness::clients::{skopeo_copy, Docker, Podman};
 use nixery_e2e::harness::{http_get, Containerd, Server, OCI_MANIFEST};
 
 const ZSTD_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
@@ -51,6 +51,8 @@ fn a_zstd_image_is_oci_with_zstd_layers_and_gzip_images_are_unchanged() {
     );
     let gzip_layers = nixery_e2e::harness::manifest_layers(&gzip.body);
     assert!(layers.iter().all(|l| !gzip_layers.contains(l)));
+    // skopeo checks every layer's digest as it copies.
+    skopeo_copy(&format!("{}/zstd/shell/hello:latest", server.addr), None).ok();
 }
 
 #[test]

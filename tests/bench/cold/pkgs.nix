@@ -37,6 +37,15 @@ let
   parts = builtins.genList part n;
 in
 {
+  # Every image gets these two; here they are tiny stand-ins.
+  cacert = mk "cacert" ''
+    mkdir -p "$out/etc/ssl/certs"
+    echo "no certificates in this benchmark" > "$out/etc/ssl/certs/ca-bundle.crt"
+  '' [ ];
+  iana-etc = mk "iana-etc" ''
+    mkdir -p "$out/etc"
+    echo "tcpmux 1/tcp" > "$out/etc/services"
+  '' [ ];
   app = mk "app" ''
     mkdir -p "$out/bin"
     echo '#!/bin/sh' > "$out/bin/app"
