@@ -8,6 +8,7 @@ Needs a release build (target/release/nixery), tar, gzip, pigz, zstd, nginx and 
 data (the generated stores, storage dirs) goes to target/bench/, never into the repository.
 """
 import argparse
+import glob
 import hashlib
 import json
 import os
@@ -495,6 +496,11 @@ def bench_cache(args):
     pkgs, roots, www, pk, st = make_cache(mb)
     nar_mb = st["nar"] / 1e6
     log(f"cache: {st['paths']} paths, NAR {nar_mb:.0f} MB, xz {st['xz'] / 1e6:.0f} MB")
+    # What neither contender can avoid: decoding the xz NARs (one core; both run several).
+    nars = sorted(glob.glob(os.path.join(www, "nar", "*.nar.xz")))
+    xz_wall, xz_cpu, _, _ = timed(["sh", "-c", 'for f in "$@"; do xz -dc "$f"; done >/dev/null',
+                                   "xz", *nars])
+    row(f"cold {nar_mb:.0f} MB", "xz -dc of every NAR (the floor of both), CPU s", xz_cpu)
     nginx, http_url = nginx_dir(www)
     try:
         for transport, url in (("file://", f"file://{www}"), ("http", http_url)):
