@@ -8,6 +8,7 @@ Needs a release build (target/release/nixery), tar, gzip, pigz, zstd, nginx and 
 data (the generated stores, storage dirs) goes to target/bench/, never into the repository.
 """
 import argparse
+import glob
 import hashlib
 import json
 import os
@@ -24,7 +25,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-NIXERY = os.path.join(REPO, "target", "release", "nixery")
+NIXERY = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target")),
+                      "release", "nixery")
 SCRATCH = os.path.join(REPO, "target", "bench")
 PKGS = os.path.join(REPO, "nix", "pkgs")
 IMAGE = "shell/git"
@@ -385,19 +387,158 @@ def bench_cold(args):
         row("cold build", f"nixery build {IMAGE}", "FAILED", met=False)
         log(out.stderr[-2000:])
         return
-    steps = []
-    for line in out.stderr.splitlines():
-        if "build step" not in line:
-            continue
-        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
-        step = re.search(r'step[=:]\s*"?([^"=]+?)"?\s+elapsed_ms', line)
-        ms = re.search(r"elapsed_ms[=:]\s*(\d+)", line)
-        if step and ms:
-            steps.append((step.group(1).strip(), int(ms.group(1))))
+    steps = build_steps(out.stderr)
     slowest = max(steps, key=lambda s: s[1])[0] if steps else None
     for step, ms in steps:
         row("cold build", f"{IMAGE}: {step}, ms", ms, goal="slowest" if step == slowest else "")
     row("cold build", f"{IMAGE}: total (process), ms", total * 1000)
+
+
+# ---------------------------------------------------------------- cold build from a binary cache
+
+NIX_ENV = dict(os.environ, NO_COLOR="1")
+
+
+def nix_out(*argv):
+    return subprocess.run(argv, check=True, capture_output=True, text=True, env=NIX_ENV).stdout
+
+
+def cache_pkgs(paths):
+    """A package set over the generated store paths (tests/bench/cold/pkgs.nix)."""
+    pkgs = os.path.join(SCRATCH, "cold-pkgs")
+    os.makedirs(pkgs, exist_ok=True)
+    srcs = " ".join(json.dumps(p) for p in paths)
+    with open(os.path.join(pkgs, "default.nix"), "w") as f:
+        f.write(f"{{ ... }}@args: import {HERE}/cold/pkgs.nix (args // {{ srcs = [ {srcs} ]; }})\n")
+    return pkgs
+
+
+def make_cache(mb):
+    """Build the closure, then a signed xz binary cache of it (kept across runs). The roots:
+    `app`, and `cacert` and `iana-etc`, which every image gets."""
+    _, paths, _, _ = make_store(mb)
+    pkgs = cache_pkgs(paths)
+    log(f"cache: building the closure of `app` from {len(paths)} generated store paths")
+    roots = [nix_out("nix-build", pkgs, "-A", attr, "--no-out-link").split()[-1]
+             for attr in ("app", "cacert", "iana-etc")]
+    cache = os.path.join(SCRATCH, f"cold-cache-{mb}")
+    stamp = os.path.join(cache, "app")
+    sk, pk = os.path.join(cache, "sk"), os.path.join(cache, "pk")
+    url = f"file://{cache}/www?compression=xz&parallel-compression=true&secret-key={sk}"
+    if not (os.path.exists(stamp) and open(stamp).read() == roots[0]):
+        shutil.rmtree(cache, ignore_errors=True)
+        os.makedirs(cache)
+        nix_out("nix-store", "--generate-binary-cache-key", "bench-1", sk, pk)
+        log("cache: nix copy --to file://...?compression=xz (xz -6, once per closure)")
+        nix_out("nix", "copy", "--to", url, roots[0])
+        with open(stamp, "w") as f:
+            f.write(roots[0])
+    nix_out("nix", "copy", "--to", url, *roots[1:])  # small; a no-op once there
+    infos = [open(os.path.join(cache, "www", n)).read()
+             for n in os.listdir(os.path.join(cache, "www")) if n.endswith(".narinfo")]
+    field = lambda k: sum(int(re.search(rf"^{k}: (\d+)", i, re.M).group(1)) for i in infos)
+    stats = dict(paths=len(infos), nar=field("NarSize"), xz=field("FileSize"))
+    pk = open(pk).read().strip()
+    return pkgs, roots, os.path.join(cache, "www"), pk, stats
+
+
+def nginx_dir(root):
+    """Serve `root` with nginx on a free loopback port: (process, base URL)."""
+    tmp = tempfile.mkdtemp(dir=SCRATCH)
+    os.makedirs(os.path.join(tmp, "tmp"))
+    port = free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
+events {{ worker_connections 256; }}
+http {{ access_log off; sendfile on; client_body_temp_path {tmp}/tmp; proxy_temp_path {tmp}/tmp;
+  fastcgi_temp_path {tmp}/tmp; uwsgi_temp_path {tmp}/tmp; scgi_temp_path {tmp}/tmp;
+  server {{ listen 127.0.0.1:{port}; root {root}; }} }}
+""")
+    proc = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"])
+    time.sleep(1)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def build_steps(stderr):
+    """(step, ms) from the `build step` log lines of `nixery build`."""
+    steps = []
+    for line in stderr.splitlines():
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        step = re.search(r'step[=:]\s*"?([^"=]+?)"?\s+elapsed_ms', line)
+        ms = re.search(r"elapsed_ms[=:]\s*(\d+)", line)
+        if "build step" in line and step and ms:
+            steps.append((step.group(1).strip(), int(ms.group(1))))
+    return steps
+
+
+def cache_run(kind, url, pkgs, roots, pk):
+    """One cold fetch from empty storage: `nix copy --from` or `nixery build --binary-cache`."""
+    tmp = tempfile.mkdtemp(dir=SCRATCH)
+    try:
+        if kind == "nix copy":
+            argv = ["nix", "copy", "--from", url, "--to", f"local?root={tmp}/root", *roots,
+                    "--option", "trusted-public-keys", pk]
+        else:
+            image = "zstd/app" if kind.endswith("zstd/") else "app"
+            argv = [NIXERY, "build", image, "--storage", os.path.join(tmp, "storage"),
+                    "--pkgs-path", pkgs, "--binary-cache", url, "--trusted-key", pk]
+        err = os.path.join(tmp, "stderr")
+        with open(err, "w") as f:
+            wall, cpu, rss, _ = timed(argv, stderr=f, env=dict(NIX_ENV, RUST_LOG="info"))
+        return dict(wall=wall, cpu=cpu, rss=rss, steps=build_steps(open(err).read()))
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", tmp])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_cache(args):
+    mb = args.cold_mb
+    pkgs, roots, www, pk, st = make_cache(mb)
+    nar_mb = st["nar"] / 1e6
+    log(f"cache: {st['paths']} paths, NAR {nar_mb:.0f} MB, xz {st['xz'] / 1e6:.0f} MB")
+    # What neither contender can avoid: decoding the xz NARs (one core; both run several).
+    nars = sorted(glob.glob(os.path.join(www, "nar", "*.nar.xz")))
+    xz_wall, xz_cpu, _, _ = timed(["sh", "-c", 'for f in "$@"; do xz -dc "$f"; done >/dev/null',
+                                   "xz", *nars])
+    row(f"cold {nar_mb:.0f} MB", "xz -dc of every NAR (the floor of both), CPU s", xz_cpu)
+    nginx, http_url = nginx_dir(www)
+    try:
+        for transport, url in (("file://", f"file://{www}"), ("http", http_url)):
+            bench = f"cold {transport} {nar_mb:.0f} MB"
+            kinds = ("nix copy", "nixery build", "nixery build zstd/")
+            runs = {kind: [] for kind in kinds}
+            # Interleaved, so that the other jobs' load falls on every contender alike.
+            for _ in range(args.repeat_cold):
+                for kind in kinds:
+                    runs[kind].append(cache_run(kind, url, pkgs, roots, pk))
+                    log(f"{bench} {kind}: {runs[kind][-1]}")
+            got = {kind: min(r, key=lambda x: x["wall"]) for kind, r in runs.items()}
+            ours, nix = got["nixery build"], got["nix copy"]
+            ratio = ours["wall"] / nix["wall"]
+            row(bench, "wall s (best run)", ours["wall"], "nix copy --from", nix["wall"],
+                "<= 0.5", ratio, ratio <= 0.5)
+            row(bench, "CPU s", ours["cpu"], "nix copy --from", nix["cpu"], "",
+                ours["cpu"] / nix["cpu"])
+            row(bench, "NAR MB/s", nar_mb / ours["wall"], "nix copy --from",
+                nar_mb / nix["wall"])
+            row(bench, "peak RSS MiB", ours["rss"], "nix copy --from", nix["rss"], "<= 256",
+                None, ours["rss"] <= 256)
+            zstd = got["nixery build zstd/"]
+            row(bench, "zstd/ image: wall s, CPU s", f"{zstd['wall']:.1f}, {zstd['cpu']:.1f}",
+                "nix copy --from", f"{nix['wall']:.1f}, {nix['cpu']:.1f}", "",
+                zstd["wall"] / nix["wall"])
+            total = sum(ms for _, ms in ours["steps"])
+            for step, ms in ours["steps"]:
+                row(bench, f"step {step}, ms", ms)
+            resolve = sum(ms for s, ms in ours["steps"] if s == "resolve")
+            row(bench, "Nix evaluation share (resolve / steps)", resolve / max(total, 1))
+            if nar_mb >= 1000:
+                row(bench, "first pull within the wait budget, s", ours["wall"], "", None,
+                    "<= 25", None, ours["wall"] <= 25)
+    finally:
+        nginx.send_signal(signal.SIGTERM)
+        nginx.wait()
 
 
 # ---------------------------------------------------------------- layering
@@ -424,14 +565,17 @@ def bench_layering(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", default="layering,pack,serve,cold")
+    ap.add_argument("--only", default="layering,pack,serve,cold,cache")
+    ap.add_argument("--cold-mb", type=int, default=1000,
+                    help="closure size for the binary-cache cold build, MB")
+    ap.add_argument("--repeat-cold", type=int, default=2, help="runs per cold contender (best)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per packer (median)")
     ap.add_argument("--mb", default="800,200", help="store sizes to pack, MB")
     ap.add_argument("--seconds", type=int, default=10, help="wrk duration per case")
     args = ap.parse_args()
     os.makedirs(SCRATCH, exist_ok=True)
     steps = {"layering": bench_layering, "pack": bench_pack, "serve": bench_serve,
-             "cold": bench_cold}
+             "cold": bench_cold, "cache": bench_cache}
     for name in args.only.split(","):
         log(f"== {name}")
         try:

@@ -2,7 +2,7 @@
 //! Docker schema 2 (the default) and OCI, over the same config and layers.
 
 use crate::digest::Digest;
-use crate::name::Arch;
+use crate::name::{Arch, LayerCodec};
 use oci_spec::image::{
     Arch as OciArch, ConfigBuilder, Descriptor, ImageConfigurationBuilder, ImageManifestBuilder,
     MediaType, Os, RootFsBuilder,
@@ -42,8 +42,20 @@ pub struct ImageDocs {
     pub oci_manifest: Vec<u8>,
 }
 
-/// Build config and manifests; `layers` are in stack order (base first).
+/// Build config and manifests of a gzip image; `layers` are in stack order (base first).
 pub fn image_docs(arch: Arch, layers: &[LayerDesc], shell: bool) -> Result<ImageDocs, ImageError> {
+    image_docs_with_codec(arch, layers, shell, LayerCodec::Gzip)
+}
+
+/// Build config and manifests of an image whose layers use `codec`. Docker schema 2 has no
+/// zstd layer type, so a zstd image has only its OCI manifest: `docker_manifest` holds the
+/// same bytes, and every client gets it whatever it asks for.
+pub fn image_docs_with_codec(
+    arch: Arch,
+    layers: &[LayerDesc],
+    shell: bool,
+    codec: LayerCodec,
+) -> Result<ImageDocs, ImageError> {
     let config = config_json(arch, layers, shell)?;
     let config_digest = Digest::of(&config);
     let size = config.len() as u64;
@@ -57,15 +69,23 @@ pub fn image_docs(arch: Arch, layers: &[LayerDesc], shell: bool) -> Result<Image
         layers,
         || MediaType::Other(DOCKER_LAYER.into()),
     )?;
+    let oci_layer = match codec {
+        LayerCodec::Gzip => MediaType::ImageLayerGzip,
+        LayerCodec::Zstd => MediaType::ImageLayerZstd,
+    };
     let oci = manifest_json(
         OCI_MANIFEST,
         Descriptor::new(MediaType::ImageConfig, size, oci_digest(&config_digest)?),
         layers,
-        || MediaType::ImageLayerGzip,
+        || oci_layer.clone(),
     )?;
+    let docker_manifest = match codec {
+        LayerCodec::Gzip => docker,
+        LayerCodec::Zstd => oci.clone(),
+    };
     Ok(ImageDocs {
         config,
-        docker_manifest: docker,
+        docker_manifest,
         oci_manifest: oci,
     })
 }
@@ -206,6 +226,28 @@ mod tests {
         );
         assert_eq!(manifest_media_type(&docs.oci_manifest), Some(OCI_MANIFEST));
         assert_eq!(manifest_media_type(&docs.config), None);
+    }
+
+    #[test]
+    fn zstd_images_have_only_an_oci_manifest_with_zstd_layers() {
+        let layers = [layer(1), layer(2)];
+        let docs =
+            image_docs_with_codec(Arch::Amd64, &layers, false, LayerCodec::Zstd).expect("docs");
+        assert_eq!(docs.docker_manifest, docs.oci_manifest);
+        let o: Value = serde_json::from_slice(&docs.oci_manifest).expect("json");
+        assert_eq!(o["mediaType"], OCI_MANIFEST);
+        assert_eq!(
+            o["config"]["mediaType"],
+            "application/vnd.oci.image.config.v1+json"
+        );
+        for l in 0..2 {
+            assert_eq!(
+                o["layers"][l]["mediaType"],
+                "application/vnd.oci.image.layer.v1.tar+zstd"
+            );
+        }
+        let gzip = image_docs(Arch::Amd64, &layers, false).expect("docs");
+        assert_eq!(docs.config, gzip.config, "same diff_ids, same config");
     }
 
     #[test]

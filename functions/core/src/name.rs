@@ -42,6 +42,19 @@ impl Arch {
     }
 }
 
+/// How an image's layers are compressed. Gzip pulls everywhere; zstd (`zstd/` before the
+/// packages) is smaller and faster to unpack but needs a recent client (README, "Image names").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum LayerCodec {
+    #[default]
+    Gzip,
+    Zstd,
+}
+
+/// The first component that selects zstd layers. Only as the first of several components:
+/// `zstd` is also a package, so `shell/zstd` and a lone `zstd` ask for the tool.
+pub const ZSTD_PREFIX: &str = "zstd";
+
 /// Why a name was refused; shown to the client in a `NAME_INVALID` error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -63,6 +76,7 @@ pub struct ImageName {
     /// Every package to install, sorted and deduplicated, as Nix attribute paths.
     pub packages: BTreeSet<String>,
     pub arch: Arch,
+    pub codec: LayerCodec,
 }
 
 impl ImageName {
@@ -70,7 +84,11 @@ impl ImageName {
         validate_repository(repository)?;
         let mut packages = BTreeSet::new();
         let mut arch = Arch::host();
-        for component in repository.split('/') {
+        let (codec, rest) = match repository.split_once('/') {
+            Some((ZSTD_PREFIX, rest)) => (LayerCodec::Zstd, rest),
+            _ => (LayerCodec::Gzip, repository),
+        };
+        for component in rest.split('/') {
             match component {
                 "shell" => packages.extend(SHELL_PACKAGES.iter().map(|p| p.to_string())),
                 "arm64" => arch = Arch::Arm64,
@@ -88,6 +106,7 @@ impl ImageName {
             repository: repository.to_string(),
             packages,
             arch,
+            codec,
         })
     }
 
@@ -200,6 +219,27 @@ mod tests {
         assert_eq!(n.arch.nix_system(), "aarch64-linux");
         assert!(!n.packages.contains("arm64"));
         assert_eq!(ImageName::parse("arm64"), Err(NameError::NoPackages));
+    }
+
+    #[test]
+    fn zstd_prefix_selects_the_codec_and_is_a_package_elsewhere() {
+        let z = ImageName::parse("zstd/shell/git").expect("valid");
+        assert_eq!(z.codec, LayerCodec::Zstd);
+        assert!(!z.packages.contains("zstd"));
+        assert_eq!(
+            z.packages,
+            ImageName::parse("shell/git").expect("valid").packages
+        );
+        assert_eq!(
+            ImageName::parse("git").expect("valid").codec,
+            LayerCodec::Gzip
+        );
+        for tool in ["zstd", "shell/zstd", "zstd/zstd"] {
+            assert!(pkgs(tool).contains(&"zstd".to_string()), "{tool}");
+        }
+        let both = ImageName::parse("zstd/arm64/git").expect("valid");
+        assert_eq!((both.codec, both.arch), (LayerCodec::Zstd, Arch::Arm64));
+        assert_eq!(ImageName::parse("zstd/arm64"), Err(NameError::NoPackages));
     }
 
     #[test]

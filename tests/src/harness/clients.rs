@@ -166,6 +166,22 @@ impl Podman {
     pub fn pull(&self, image: &str) -> Outcome {
         run(self.cmd(&["pull", "--tls-verify=false", image]), None)
     }
+
+    /// Run a pulled image without network; cgroupfs, as the test process owns no systemd
+    /// scope, and small ulimits, as podman's defaults (even `--ulimit host`) may exceed the
+    /// hard limits a container gives its root.
+    pub fn run(&self, image: &str, args: &[&str]) -> Outcome {
+        let mut all = vec!["--cgroup-manager", "cgroupfs", "run", "--rm"];
+        all.extend([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ]);
+        all.extend(["--network", "none", image]);
+        all.extend(args);
+        run(self.cmd(&all), None)
+    }
 }
 
 /// `skopeo copy` of `image` (a registry reference, without `docker://`) to an OCI layout in

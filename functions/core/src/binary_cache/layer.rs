@@ -2,7 +2,7 @@
 //! NAR parser -> layer writer (or listing). Runs on a blocking thread; the async transport is
 //! read through `SyncIoBridge`, so no more than a few buffers of a NAR are in memory at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Component, Path};
 use std::sync::Arc;
@@ -20,31 +20,42 @@ const DIR_MODE: u32 = 0o555;
 const FILE_MODE: u32 = 0o444;
 const EXEC_MODE: u32 = 0o555;
 
+/// Pack the NARs of `infos` into one layer; the listings of the store paths in `list` are
+/// taken on the way (for the customisation layer), so no NAR is ever fetched twice.
 pub(super) fn pack<W: Write>(
     handle: &Handle,
     transport: Arc<dyn CacheTransport>,
     infos: &[NarInfo],
     out: W,
     compression: Compression,
-) -> Result<LayerDigests> {
+    list: &BTreeSet<String>,
+) -> Result<(LayerDigests, Vec<(String, Tree)>)> {
     let mut writer = LayerWriter::new(out, compression);
+    let mut trees = Vec::new();
     for info in infos {
+        let root = info.store_path.trim_start_matches('/');
+        let listing = list.contains(&info.store_path);
         let mut sink = LayerSink {
             writer: &mut writer,
             error: None,
+            root: Path::new(root),
+            tree: listing.then_some(TreeSink { root: None }),
         };
-        let root = info.store_path.trim_start_matches('/');
         let streamed = stream_nar(handle, &*transport, info, Path::new(root), &mut sink);
         if let Some(source) = sink.error {
             let path = info.store_path.clone();
             return Err(BinaryCacheError::Pack { path, source });
         }
         streamed?;
+        if let Some(tree) = sink.tree.and_then(|t| t.root) {
+            trees.push((info.store_path.clone(), tree));
+        }
     }
-    writer.finish().map_err(|source| BinaryCacheError::Pack {
+    let digests = writer.finish().map_err(|source| BinaryCacheError::Pack {
         path: "the layer".into(),
         source,
-    })
+    })?;
+    Ok((digests, trees))
 }
 
 pub(super) fn tree(
@@ -119,9 +130,12 @@ fn xz_decoder<R: Read>(raw: R, memlimit: u64) -> io::Result<liblzma::read::XzDec
 
 /// NAR entries to layer entries, with the store's modes. A packing error is kept whole in
 /// `error` (the NAR parser only carries io::Error) so the caller can report it as such.
+/// With `tree`, the entries (relative to `root`, the store path) are listed too.
 struct LayerSink<'a, W: Write> {
     writer: &'a mut LayerWriter<W>,
     error: Option<PackError>,
+    root: &'a Path,
+    tree: Option<TreeSink>,
 }
 
 impl<W: Write> LayerSink<'_, W> {
@@ -132,23 +146,34 @@ impl<W: Write> LayerSink<'_, W> {
             io::Error::other(message)
         })
     }
+
+    fn list(&mut self, path: &Path, node: Tree) -> io::Result<()> {
+        let Some(tree) = self.tree.as_mut() else {
+            return Ok(());
+        };
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "entry outside the store path");
+        tree.insert(path.strip_prefix(self.root).map_err(|_| bad())?, node)
+    }
 }
 
 impl<W: Write> NarSink for LayerSink<'_, W> {
     fn directory(&mut self, path: &Path) -> io::Result<()> {
         let written = self.writer.dir(path, DIR_MODE);
-        self.keep(written)
+        self.keep(written)?;
+        self.list(path, Tree::Dir(BTreeMap::new()))
     }
 
     fn file(&mut self, path: &Path, x: bool, size: u64, data: &mut dyn Read) -> io::Result<()> {
         let mode = if x { EXEC_MODE } else { FILE_MODE };
         let written = self.writer.file(path, mode, size, data);
-        self.keep(written)
+        self.keep(written)?;
+        self.list(path, Tree::Leaf)
     }
 
     fn symlink(&mut self, path: &Path, target: &Path) -> io::Result<()> {
         let written = self.writer.symlink(path, target);
-        self.keep(written)
+        self.keep(written)?;
+        self.list(path, Tree::Leaf)
     }
 }
 

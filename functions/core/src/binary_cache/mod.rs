@@ -186,12 +186,26 @@ impl BinaryCache {
         out: W,
         compression: Compression,
     ) -> Result<LayerDigests> {
+        let packed = self.pack_layer_listing(paths, out, compression, BTreeSet::new());
+        Ok(packed.await?.0)
+    }
+
+    /// Like [`Self::pack_layer`], also returning the listings of the paths in `list` (those
+    /// the customisation layer needs), taken while their NARs stream into the layer.
+    pub async fn pack_layer_listing<W: Write + Send + 'static>(
+        &self,
+        paths: &[String],
+        out: W,
+        compression: Compression,
+        list: BTreeSet<String>,
+    ) -> Result<(LayerDigests, Vec<(String, Tree)>)> {
         let mut paths = paths.to_vec();
         paths.sort();
         paths.dedup();
         let infos = self.narinfos(&paths).await?;
         let transport = self.transport.clone();
-        let blocking = move |handle| layer::pack(&handle, transport, &infos, out, compression);
+        let blocking =
+            move |handle| layer::pack(&handle, transport, &infos, out, compression, &list);
         self.blocking(blocking).await
     }
 

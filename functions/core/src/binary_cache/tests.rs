@@ -228,6 +228,32 @@ async fn tree_from_nar_equals_the_store_listing() -> TestResult {
     Ok(())
 }
 
+/// Listings taken while packing are the store's, for exactly the paths asked for, and the
+/// layer is the same as without them.
+#[tokio::test]
+async fn listings_taken_while_packing_equal_the_store_listing() -> TestResult {
+    let fixture = Fixture::new(&["xz"])?;
+    let cache = fixture.file_cache("xz")?;
+    let all: Vec<String> = fixture.local_closure()?.paths.into_keys().collect();
+    let list: BTreeSet<String> = fixture.roots.iter().cloned().collect();
+    let out = tempfile::NamedTempFile::new()?;
+    let (digests, trees) = cache
+        .pack_layer_listing(&all, out.reopen()?, Compression::default(), list)
+        .await?;
+    let plain = cache
+        .pack_layer(&all, tempfile::tempfile()?, Compression::default())
+        .await?;
+    assert_eq!(digests, plain);
+    let listed: Vec<&String> = trees.iter().map(|(p, _)| p).collect();
+    let mut roots: Vec<&String> = fixture.roots.iter().collect();
+    roots.sort();
+    assert_eq!(listed, roots);
+    for (path, tree) in &trees {
+        assert_eq!(tree, &Tree::read(Path::new(path))?, "{path}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn corrupt_nar_is_refused_naming_the_path() -> TestResult {
     let fixture = Fixture::new(&["none"])?;

@@ -7,7 +7,9 @@ mod nix_builder;
 mod steps;
 
 pub use inflight::InFlight;
-pub use keys::{alias_key, layer_key, manifest_key, LAYER_FORMAT};
+pub use keys::{
+    alias_key, compression, layer_format, layer_key, manifest_key, LAYER_FORMAT, ZSTD_LAYER_FORMAT,
+};
 pub use nix_builder::{
     BuildContext, BuildSettings, NixBuilder, DEFAULT_LEASE_TTL, DEFAULT_PIN_TTL,
 };

@@ -1,21 +1,20 @@
 //! The steps of one image build, each logged with its duration.
 
 use super::nix_builder::BuildContext as Context;
-use super::{layer_key, BuildError};
-use crate::customisation::customisation_entries;
+use super::{compression, layer_key, BuildError};
+use crate::customisation::{customisation_entries, Tree};
 use crate::digest::Digest;
 use crate::events;
-use crate::graph::ClosureGraph;
-use crate::image::{image_docs, LayerDesc};
+use crate::image::{image_docs_with_codec, LayerDesc};
 use crate::layers::{group_layers, GroupingOptions, LayerGroup};
-use crate::name::ImageName;
-use crate::pack::{pack_entries, Compression, PackError};
+use crate::name::{ImageName, LayerCodec};
+use crate::pack::{pack_entries, PackError};
 use crate::source::Pinned;
 use crate::storage::{BlobRef, LayerEntry, ManifestEntry, StorageError};
 use crate::store_paths::LayerOut;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
@@ -93,12 +92,15 @@ pub(super) async fn build_image(
     tracing::info!(image = %image, paths = graph.paths.len(), layers = groups.len(), "grouped closure");
     step(image, "group", t);
     let t = Instant::now();
-    let mut layers = store_layers(ctx, groups).await?;
-    step(image, "store layers", t);
-    let t = Instant::now();
     // Requested packages in sorted name order, so that conflicts resolve the same way every time.
     let outs: Vec<String> = resolution.found.values().cloned().collect();
-    layers.push(customisation_layer(ctx, outs, &graph).await?);
+    let wanted: BTreeSet<String> = outs.iter().cloned().collect();
+    let (mut layers, trees) = store_layers(ctx, groups, image.codec, &wanted).await?;
+    step(image, "store layers", t);
+    let t = Instant::now();
+    let outs = outs.into_iter().filter(|p| graph.paths.contains_key(p));
+    let listed = listings(ctx, outs, trees).await?;
+    layers.push(customisation_layer(ctx, listed, image.codec).await?);
     step(image, "customisation layer", t);
     let t = Instant::now();
     let entry = write_docs(ctx, image, &layers).await?;
@@ -111,31 +113,63 @@ fn step(image: &ImageName, name: &str, since: Instant) {
     tracing::info!(image = %image, step = name, elapsed_ms, "{}", events::BUILD_STEP);
 }
 
-/// Reuse the layers the index has and pack the rest, in group order.
+/// Store paths' listings, taken while packing (for the customisation layer).
+type Trees = BTreeMap<String, Tree>;
+
+/// The listings of `outs`, in order: those taken while their layer was packed, the others
+/// (in layers reused from the index) read from the store.
+async fn listings(
+    ctx: &Context,
+    outs: impl Iterator<Item = String>,
+    trees: Trees,
+) -> Result<Vec<(String, Tree)>, BuildError> {
+    let mut listed = Vec::new();
+    for out in outs {
+        let tree = match trees.get(&out) {
+            Some(tree) => tree.clone(),
+            None => ctx.store.tree(&out).await?,
+        };
+        listed.push((out, tree));
+    }
+    Ok(listed)
+}
+
+/// Reuse the layers the index has and pack the rest, in group order; the listings of the
+/// `wanted` store paths among those packed come back too.
 async fn store_layers(
     ctx: &Arc<Context>,
     groups: Vec<LayerGroup>,
-) -> Result<Vec<LayerDesc>, BuildError> {
-    let keys: Vec<String> = groups.iter().map(layer_key).collect();
+    codec: LayerCodec,
+    wanted: &BTreeSet<String>,
+) -> Result<(Vec<LayerDesc>, Trees), BuildError> {
+    let keys: Vec<String> = groups.iter().map(|g| layer_key(g, codec)).collect();
     let known = ctx.index.get_layers(&keys).await?;
     let jobs = groups.into_iter().zip(keys).map(|(group, key)| {
         let hit = known.get(&key).cloned();
         let ctx = ctx.clone();
+        let list: BTreeSet<String> = group
+            .contents
+            .iter()
+            .filter(|p| wanted.contains(*p))
+            .cloned()
+            .collect();
         async move {
             match hit {
                 Some(layer) if ctx.blobs.size(&layer.digest).await?.is_some() => {
                     let paths = group.contents.len();
                     tracing::info!(digest = %layer.digest, paths, "{}", events::LAYER_REUSED);
-                    Ok(layer)
+                    Ok((layer, Vec::new()))
                 }
-                _ => pack_store_layer(&ctx, key, group).await,
+                _ => pack_store_layer(&ctx, key, group, codec, list).await,
             }
         }
     });
-    futures::stream::iter(jobs)
+    let packed: Vec<(LayerDesc, Vec<(String, Tree)>)> = futures::stream::iter(jobs)
         .buffered(PACK_CONCURRENCY)
         .try_collect()
-        .await
+        .await?;
+    let (layers, trees): (Vec<_>, Vec<_>) = packed.into_iter().unzip();
+    Ok((layers, trees.into_iter().flatten().collect()))
 }
 
 /// Pack one layer, store the blob, and only then record it in the index.
@@ -143,13 +177,16 @@ async fn pack_store_layer(
     ctx: &Arc<Context>,
     key: String,
     group: LayerGroup,
-) -> Result<LayerDesc, BuildError> {
+    codec: LayerCodec,
+    list: BTreeSet<String>,
+) -> Result<(LayerDesc, Vec<(String, Tree)>), BuildError> {
     let t = Instant::now();
     let (file, path) = temp_file(ctx)?;
-    let digests = ctx
+    let packed = ctx
         .store
-        .pack(group.contents.clone(), file, Compression::default())
+        .pack_listing(group.contents.clone(), file, compression(codec), list)
         .await?;
+    let digests = packed.digests;
     let entry = LayerEntry {
         layer: LayerDesc {
             digest: digests.digest,
@@ -163,7 +200,7 @@ async fn pack_store_layer(
     let (layer, paths) = (entry.layer, entry.contents.len());
     let elapsed_ms = t.elapsed().as_millis() as u64;
     tracing::info!(digest = %layer.digest, size = layer.size, paths, elapsed_ms, "{}", events::LAYER_PACKED);
-    Ok(layer)
+    Ok((layer, packed.trees))
 }
 
 /// A temp file in the scratch dir for a layer being packed. The path deletes the file when
@@ -177,22 +214,18 @@ fn temp_file(ctx: &Context) -> Result<(LayerOut, TempPath), BuildError> {
     Ok((std::io::BufWriter::with_capacity(1 << 20, file), path))
 }
 
-/// The symlink-forest layer of the requested packages. Not cached in the
-/// index: it is small, and its digest dedupes the blob.
+/// The symlink-forest layer of the requested packages (`trees`: store path and listing, in
+/// the order conflicts resolve). Not cached in the index: it is small, and its digest
+/// dedupes the blob.
 async fn customisation_layer(
     ctx: &Arc<Context>,
-    outs: Vec<String>,
-    graph: &ClosureGraph,
+    trees: Vec<(String, Tree)>,
+    codec: LayerCodec,
 ) -> Result<LayerDesc, BuildError> {
-    let mut trees = Vec::new();
-    for p in outs.into_iter().filter(|p| graph.paths.contains_key(p)) {
-        let tree = ctx.store.tree(&p).await?;
-        trees.push((p, tree));
-    }
     let (mut out, path) = temp_file(ctx)?;
     let digests = tokio::task::spawn_blocking(move || {
         let entries = customisation_entries(&trees);
-        let d = pack_entries(&entries, &mut out, Compression::default())?;
+        let d = pack_entries(&entries, &mut out, compression(codec))?;
         out.flush().map_err(PackError::Output)?;
         Ok::<_, BuildError>(d)
     })
@@ -213,7 +246,7 @@ async fn write_docs(
     image: &ImageName,
     layers: &[LayerDesc],
 ) -> Result<ManifestEntry, BuildError> {
-    let docs = image_docs(image.arch, layers, image.has_shell())?;
+    let docs = image_docs_with_codec(image.arch, layers, image.has_shell(), image.codec)?;
     // The config first: a manifest is stored only once what it points at is.
     put_doc(ctx, docs.config).await?;
     let docker = put_doc(ctx, docs.docker_manifest).await?;

@@ -10,6 +10,7 @@ use crate::storage::BlobAccess;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
@@ -99,6 +100,10 @@ async fn serve(reg: &Registry, digest: &str, req: Request) -> Result<Response, R
             Ok(blob_headers(resp, &digest, None))
         }
         BlobAccess::File(path) => {
+            let ranged = req.headers().contains_key(header::RANGE);
+            if let Some(resp) = from_memory(reg, &digest, &path, ranged).await? {
+                return Ok(resp);
+            }
             let resp = ServeFile::new(path)
                 // Larger reads than the 64 KiB default: fewer syscalls and frames per layer.
                 .with_buf_chunk_size(BLOB_CHUNK)
@@ -113,6 +118,37 @@ async fn serve(reg: &Registry, digest: &str, req: Request) -> Result<Response, R
             Ok(blob_headers(resp.map(axum::body::Body::new), &digest, None))
         }
     }
+}
+
+/// A whole-blob GET of a small local blob, answered from memory (read from its file once).
+/// None for ranges, big blobs and unreadable files: the file server handles those.
+async fn from_memory(
+    reg: &Registry,
+    digest: &Digest,
+    path: &std::path::Path,
+    ranged: bool,
+) -> Result<Option<Response>, RegistryError> {
+    if ranged {
+        return Ok(None);
+    }
+    let bytes = match reg.hot_blobs.get(digest) {
+        Some(bytes) => bytes,
+        None => {
+            match blob_size(reg, digest).await? {
+                Some(size) if reg.hot_blobs.fits(size) => {}
+                _ => return Ok(None),
+            }
+            let Ok(read) = tokio::fs::read(path).await else {
+                return Ok(None);
+            };
+            let bytes = Bytes::from(read);
+            reg.hot_blobs.put(digest, bytes.clone());
+            bytes
+        }
+    };
+    let len = bytes.len() as u64;
+    let resp = Response::new(axum::body::Body::from(bytes));
+    Ok(Some(blob_headers(resp, digest, Some(len))))
 }
 
 fn blob_headers(mut resp: Response, digest: &Digest, size: Option<u64>) -> Response {

@@ -4,6 +4,7 @@
 pub mod auth;
 mod blobs;
 pub mod error;
+mod hot_blobs;
 mod landing;
 mod manifests;
 mod metering;
@@ -55,6 +56,8 @@ pub struct Registry {
     /// Sizes of blobs seen (for HEAD) and local blob paths (for GET).
     blob_sizes: Memo<Digest, u64>,
     local_blobs: Memo<Digest, std::path::PathBuf>,
+    /// Small local blobs' bytes, for warm GETs without file reads.
+    hot_blobs: hot_blobs::HotBlobs,
 }
 
 impl Registry {
@@ -82,6 +85,7 @@ impl Registry {
             manifests: Memo::new(MANIFEST_MEMO),
             blob_sizes: Memo::new(BLOB_MEMO),
             local_blobs: Memo::new(BLOB_MEMO),
+            hot_blobs: hot_blobs::HotBlobs::new(hot_blobs::HOT_BUDGET, hot_blobs::HOT_MAX_BLOB),
         })
     }
 

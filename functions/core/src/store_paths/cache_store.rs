@@ -1,6 +1,6 @@
 //! A binary cache as the source of store paths.
 
-use super::{LayerOut, StorePaths};
+use super::{LayerOut, Packed, StorePaths};
 use crate::binary_cache::BinaryCache;
 use crate::builder::BuildError;
 use crate::customisation::Tree;
@@ -9,7 +9,7 @@ use crate::nix::Nix;
 use crate::pack::{Compression, LayerDigests};
 use async_trait::async_trait;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A binary cache: nothing is built; Nix only evaluated the names, and the
 /// files come from signed NARs, streamed straight into layers.
@@ -49,5 +49,20 @@ impl StorePaths for CacheStore {
 
     async fn tree(&self, path: &str) -> Result<Tree, BuildError> {
         Ok(self.cache.tree(path).await?)
+    }
+
+    /// One pass: the listings come from the NARs being packed, never fetched twice.
+    async fn pack_listing(
+        &self,
+        paths: Vec<String>,
+        out: LayerOut,
+        compression: Compression,
+        list: BTreeSet<String>,
+    ) -> Result<Packed, BuildError> {
+        let packed = self
+            .cache
+            .pack_layer_listing(&paths, out, compression, list);
+        let (digests, trees) = packed.await?;
+        Ok(Packed { digests, trees })
     }
 }
