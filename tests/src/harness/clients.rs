@@ -4,6 +4,7 @@
 //! can check failures too; `Outcome::ok` panics with the output when it should have worked.
 
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -165,6 +166,36 @@ impl Podman {
 
     pub fn pull(&self, image: &str) -> Outcome {
         run(self.cmd(&["pull", "--tls-verify=false", image]), None)
+    }
+
+    /// Pull with debug logs until podman logs a 429 (then stop it) or `limit` passes; its
+    /// stderr. podman 4.3 retries a 429 for about 20 minutes before it gives up (five tries
+    /// honouring Retry-After up to 60 s, and the whole pull three more times), too long to wait
+    /// for in a test; what it logs on the first 429 is what its user sees with `--log-level`.
+    pub fn pull_until_too_many_requests(&self, image: &str, limit: Duration) -> String {
+        let log = self.dir.path().join("pull.log");
+        let file = std::fs::File::create(&log).expect("podman log file");
+        let mut child = self
+            .cmd(&["--log-level=debug", "pull", "--tls-verify=false", image])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn podman");
+        let deadline = std::time::Instant::now() + limit;
+        let seen = |text: &str| {
+            let lower = text.to_lowercase();
+            lower.contains("429") || lower.contains("too many requests")
+        };
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let finished = matches!(child.try_wait(), Ok(Some(_)));
+            if finished || seen(&text) || std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return std::fs::read_to_string(&log).unwrap_or_default();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Run a pulled image without network; cgroupfs, as the test process owns no systemd
