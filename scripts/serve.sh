@@ -33,7 +33,8 @@ export NIX_CONFIG="${NIX_CONFIG:-$conf}"
 
 # nixpkgs needs Nix >= 2.18 (its lib/minver.nix); Debian 12's nix-bin is 2.8. Say so before
 # building anything. The rule is nixery's own (it checks again at start): a channel name, a
-# URL on nixos.org or ending in /nixpkgs, a directory holding lib/minver.nix.
+# URL on nixos.org or ending in /nixpkgs, a directory or file:// repository holding
+# lib/minver.nix.
 kind=channel value="${NIXERY_CHANNEL:-nixos-unstable}" nix_bin_dir="${NIXERY_NIX_BIN_DIR:-}"
 [[ -z "${NIXERY_PKGS_REPO:-}" ]] || { kind=repo value="$NIXERY_PKGS_REPO"; }
 [[ -z "${NIXERY_PKGS_PATH:-}" ]] || { kind=path value="$NIXERY_PKGS_PATH"; }
@@ -51,6 +52,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   esac
 done
 names_nixpkgs() {
+  [[ "$1" != file://* ]] || { [[ -f "${1#file://}/lib/minver.nix" ]]; return; }
   local rest="${1#*://}" host last
   host="${rest%%[/:]*}" host="${host##*@}"
   last="${rest%/}" last="${last##*[/:]}" last="${last%.git}"

@@ -93,7 +93,9 @@ export NIXERY_LAMBDA_RIE="$RIE"
 # A Nix >= 2.18 for the local path's modern-Nix tests: Debian 13's, in a root filesystem.
 if [[ ! -x "$TARGET/nix-trixie/bin/nix-instantiate" ]]; then
   log "unpacking Debian 13's Nix into $TARGET/nix-trixie (mmdebstrap)"
-  "$ROOT/scripts/nix-rootfs.sh" "$TARGET/nix-trixie" >/dev/null
+  as_root=()
+  [[ $(id -u) -eq 0 ]] || as_root=(sudo)
+  "${as_root[@]}" "$ROOT/scripts/nix-rootfs.sh" "$TARGET/nix-trixie" >/dev/null
 fi
 export NIXERY_TEST_NIX_BIN_DIR="$TARGET/nix-trixie/bin"
 "$NIXERY_TEST_NIX_BIN_DIR/nix-instantiate" --version >/dev/null || die "the modern Nix in $NIXERY_TEST_NIX_BIN_DIR does not run"

@@ -53,7 +53,7 @@ pub struct Nix {
     bin_dir: Option<PathBuf>,
 }
 
-/// The oldest Nix that nixpkgs evaluates with (its `lib/minver.nix` since 2024).
+/// The oldest Nix that current nixpkgs evaluates with (its `lib/minver.nix`).
 pub const NIXPKGS_MIN_NIX: NixVersion = NixVersion(2, 18, 0);
 
 /// A Nix release number, as `nix-instantiate --version` prints it.

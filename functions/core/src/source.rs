@@ -100,8 +100,8 @@ impl PackageSource {
 
     /// Whether the source is nixpkgs as far as can be told without fetching it: a channel
     /// name or nixpkgs commit (those come from NixOS), a URL whose last path segment is
-    /// `nixpkgs` (a clone or fork, a channel under nixos.org), a directory holding nixpkgs'
-    /// `lib/minver.nix`. nixpkgs aborts on a Nix older than that file says, so the registry
+    /// `nixpkgs` (a clone or fork, a channel under nixos.org), a directory or `file://`
+    /// repository holding nixpkgs' `lib/minver.nix`. nixpkgs aborts on a Nix older than that file says, so the registry
     /// checks before serving; other package sets bring their own requirements.
     pub fn is_nixpkgs(&self) -> bool {
         match self {
@@ -126,8 +126,12 @@ fn is_url(name: &str) -> bool {
     name.starts_with("http://") || name.starts_with("https://")
 }
 
-/// A URL on nixos.org, or one whose last path segment is `nixpkgs` (`.git` aside).
+/// A URL on nixos.org, or one whose last path segment is `nixpkgs` (`.git` aside); a
+/// `file://` repository is judged by its files instead (its directory names are arbitrary).
 fn names_nixpkgs(url: &str) -> bool {
+    if let Some(dir) = url.strip_prefix("file://") {
+        return Path::new(dir).join("lib/minver.nix").is_file();
+    }
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let host = rest.split(['/', ':']).next().unwrap_or_default();
     let host = host.rsplit('@').next().unwrap_or_default();
@@ -299,13 +303,18 @@ mod tests {
         assert!(git("https://github.com/NixOS/nixpkgs"));
         assert!(git("https://github.com/me/nixpkgs.git/"));
         assert!(git("git@github.com:NixOS/nixpkgs.git"));
-        assert!(!git("file:///tmp/pkgs-repo") && !git("https://example.org/nixpkgs-tools"));
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("default.nix"), "{}").expect("write");
-        assert!(!PackageSource::local(dir.path()).expect("hash").is_nixpkgs());
-        std::fs::create_dir(dir.path().join("lib")).expect("mkdir");
-        std::fs::write(dir.path().join("lib/minver.nix"), "\"2.18\"").expect("write");
-        assert!(PackageSource::local(dir.path()).expect("hash").is_nixpkgs());
+        assert!(!git("https://example.org/nixpkgs-tools"));
+        let top = tempfile::tempdir().expect("tempdir");
+        let dir = top.path().join("nixpkgs");
+        let file_url = format!("file://{}", dir.display());
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::write(dir.join("default.nix"), "{}").expect("write");
+        assert!(!PackageSource::local(&dir).expect("hash").is_nixpkgs());
+        assert!(!git(&file_url), "a local repository is judged by its files");
+        std::fs::create_dir(dir.join("lib")).expect("mkdir");
+        std::fs::write(dir.join("lib/minver.nix"), "\"2.18\"").expect("write");
+        assert!(PackageSource::local(&dir).expect("hash").is_nixpkgs());
+        assert!(git(&file_url));
     }
 
     #[test]
