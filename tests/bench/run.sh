@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# All of Nixery's performance benchmarks (layering, packing, serving, cold build) in one run,
+# All of Nixery's performance benchmarks (layering, packing, serving, cold build, cold build from
+# a binary cache vs `nix copy --from`) in one run,
 # ending with one table of figures and ratios against the baselines. Not part of the test suite.
 #
 #   tests/bench/run.sh [bench.py options]     e.g. --only pack,serve --repeat 1

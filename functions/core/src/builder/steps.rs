@@ -5,6 +5,7 @@ use super::{compression, layer_key, BuildError};
 use crate::customisation::{customisation_entries, Tree};
 use crate::digest::Digest;
 use crate::events;
+use crate::graph::ClosureGraph;
 use crate::image::{image_docs_with_codec, LayerDesc};
 use crate::layers::{group_layers, GroupingOptions, LayerGroup};
 use crate::name::{ImageName, LayerCodec};
@@ -74,21 +75,7 @@ pub(super) async fn build_image(
     let graph = ctx.store.closure(&ctx.nix, &roots).await?;
     step(image, "closure", t);
     let t = Instant::now();
-    let opts = GroupingOptions {
-        budget: ctx.settings.layer_budget,
-    };
-    // Registry-aware: layers already stored that fit this closure are reused as they are.
-    let closure: BTreeSet<String> = graph.paths.keys().cloned().collect();
-    let known: Vec<LayerGroup> = ctx
-        .index
-        .layers_within(&closure)
-        .await?
-        .into_iter()
-        .map(|e| LayerGroup {
-            contents: e.contents,
-        })
-        .collect();
-    let groups = group_layers(&graph, &ctx.settings.popularity, &known, &opts);
+    let groups = group(ctx, &graph).await?;
     tracing::info!(image = %image, paths = graph.paths.len(), layers = groups.len(), "grouped closure");
     step(image, "group", t);
     let t = Instant::now();
@@ -106,6 +93,25 @@ pub(super) async fn build_image(
     let entry = write_docs(ctx, image, &layers).await?;
     step(image, "manifest", t);
     Ok(entry)
+}
+
+/// The closure's layer groups. Registry-aware: layers already stored that fit this closure
+/// are reused as they are.
+async fn group(ctx: &Context, graph: &ClosureGraph) -> Result<Vec<LayerGroup>, BuildError> {
+    let opts = GroupingOptions {
+        budget: ctx.settings.layer_budget,
+    };
+    let closure: BTreeSet<String> = graph.paths.keys().cloned().collect();
+    let known: Vec<LayerGroup> = ctx
+        .index
+        .layers_within(&closure)
+        .await?
+        .into_iter()
+        .map(|e| LayerGroup {
+            contents: e.contents,
+        })
+        .collect();
+    Ok(group_layers(graph, &ctx.settings.popularity, &known, &opts))
 }
 
 fn step(image: &ImageName, name: &str, since: Instant) {
