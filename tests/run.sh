@@ -10,7 +10,7 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
 
 # --- system packages -------------------------------------------------------------------------
-APT_PACKAGES=(nix-bin containerd runc skopeo umoci podman busybox-static bash-static mmdebstrap)
+APT_PACKAGES=(nix-bin containerd runc skopeo umoci podman busybox-static bash-static mmdebstrap unzip)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -31,7 +31,7 @@ export NIX_CONFIG=$'sandbox = false\nbuild-users-group =\nsubstituters =\nexperi
 export NO_COLOR=1
 
 # --- tools -----------------------------------------------------------------------------------
-for tool in cargo nix-build nix-store nix-instantiate containerd ctr runc skopeo umoci podman docker busybox; do
+for tool in cargo nix-build nix-store nix-instantiate containerd ctr runc skopeo umoci podman docker busybox unzip; do
   command -v "$tool" >/dev/null || die "required tool '$tool' not found in PATH"
 done
 [[ -x /bin/bash-static || -x /usr/bin/bash-static ]] || die "bash-static not found"

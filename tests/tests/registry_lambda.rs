@@ -19,8 +19,11 @@ use nixery_e2e::harness::aws::{
     SECRET_KEY, TABLE,
 };
 use nixery_e2e::harness::lambda::LambdaWatch;
-use nixery_e2e::harness::{tail, workspace_root};
+use nixery_e2e::harness::lambda_container::rie_binary;
+use nixery_e2e::harness::process::{free_port, ChildGuard};
+use nixery_e2e::harness::{output_within, tail, workspace_root, CLI_TIMEOUT};
 use serde_json::Value;
+use std::process::Command;
 use std::time::Duration;
 
 const FUNCTION: &str = "nixery-registry-lambda";
@@ -169,7 +172,15 @@ fn seed(s3_endpoint: &str, ddb_endpoint: &str) -> Seeded {
 /// The registry Lambda under the emulator, configured as the Terraform does, on s3s-fs and
 /// moto; it answers its first event before this returns.
 fn start(s3_endpoint: &str, ddb_endpoint: &str) -> LambdaWatch {
-    let env: Vec<(String, String)> = [
+    let env = registry_env(s3_endpoint, ddb_endpoint);
+    let watch = LambdaWatch::start(FUNCTION, &env);
+    watch.warm_up(&fixture("base_get.json", ""));
+    watch
+}
+
+/// The registry Lambda's environment, as the Terraform sets it, with endpoints on loopback.
+fn registry_env(s3_endpoint: &str, ddb_endpoint: &str) -> Vec<(String, String)> {
+    [
         ("NIXERY_BUCKET", BUCKET),
         ("NIXERY_TABLE", TABLE),
         // Never invoked: the image is cached.
@@ -187,10 +198,7 @@ fn start(s3_endpoint: &str, ddb_endpoint: &str) -> LambdaWatch {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let watch = LambdaWatch::start(FUNCTION, &env);
-    watch.warm_up(&fixture("base_get.json", ""));
-    watch
+    .collect()
 }
 
 trait InvokeFixture {
@@ -258,4 +266,62 @@ fn error_code(r: &Value) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deployment artefact: the release zip under the Runtime Interface Emulator
+// ---------------------------------------------------------------------------------------------
+
+/// The zip the Terraform deploys, built as the README says (`cargo lambda build --release
+/// --output-format zip`), holds a `bootstrap` that starts under the Runtime Interface
+/// Emulator with the deployment's variables and answers an API Gateway event.
+#[test]
+fn the_release_zip_answers_under_the_runtime_interface_emulator() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .args(["lambda", "build", "--release", "--output-format", "zip"])
+        .args(["-p", FUNCTION, "--lambda-dir"])
+        .arg(dir.path())
+        .current_dir(workspace_root());
+    let out = output_within(&mut build, CLI_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "cargo lambda build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zip = dir.path().join(FUNCTION).join("bootstrap.zip");
+    let unpacked = dir.path().join("unpacked");
+    let mut unzip = Command::new("unzip");
+    unzip.arg("-q").arg(&zip).arg("-d").arg(&unpacked);
+    assert!(
+        output_within(&mut unzip, CLI_TIMEOUT).status.success(),
+        "unzip {zip:?}"
+    );
+    let bootstrap = unpacked.join("bootstrap");
+    assert!(bootstrap.is_file(), "the zip holds bootstrap");
+
+    let (port, runtime_port) = (free_port(), free_port());
+    let mut rie = Command::new(rie_binary());
+    rie.arg("--runtime-interface-emulator-address")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--runtime-api-address")
+        .arg(format!("127.0.0.1:{runtime_port}"))
+        .arg(&bootstrap)
+        .envs(registry_env("http://127.0.0.1:9", "http://127.0.0.1:9"));
+    let mut guard = ChildGuard::spawn(rie, &dir.path().join("rie.log"), "aws-lambda-rie");
+    guard.wait_port(port, Duration::from_secs(30));
+    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/function/invocations");
+    let r: Value = reqwest::blocking::Client::new()
+        .post(url)
+        .body(fixture("base_get.json", ""))
+        .timeout(INVOKE_TIMEOUT)
+        .send()
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| panic!("invoke: {e}\n{}", guard.log()));
+    assert_status(&r, 200);
+    assert_eq!(
+        header(&r, "docker-distribution-api-version"),
+        "registry/2.0"
+    );
 }
