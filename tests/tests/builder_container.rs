@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use nixery_core::source::PackageSource;
 use nixery_e2e::harness::aws::{
-    create_resources, dynamodb_client, s3_client, sdk, AwsServer, ACCESS_KEY, BUCKET, SECRET_KEY,
-    TABLE,
+    create_resources, dynamodb_client, index_items, s3_client, sdk, AwsServer, ACCESS_KEY, BUCKET,
+    SECRET_KEY, TABLE,
 };
 use nixery_e2e::harness::binary_cache::BinaryCacheServer;
 use nixery_e2e::harness::channel::{portable_pkgs_copy, ChannelServer};
@@ -85,20 +85,7 @@ impl Deployment {
 
     /// Items in the index whose key starts with `prefix`.
     fn index_items(&self, prefix: &str) -> usize {
-        self.rt.block_on(async {
-            let out = self
-                .ddb
-                .scan()
-                .table_name(TABLE)
-                .send()
-                .await
-                .expect("scan");
-            out.items()
-                .iter()
-                .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()))
-                .filter(|pk| pk.starts_with(prefix))
-                .count()
-        })
+        self.rt.block_on(index_items(&self.ddb, prefix))
     }
 }
 

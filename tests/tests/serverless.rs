@@ -11,7 +11,8 @@ use nixery_core::accounts::{Accounts, Tenant, UsageQuery};
 use nixery_core::registry::auth::SigningKeys;
 use nixery_core::source::PackageSource;
 use nixery_e2e::harness::aws::{
-    create_resources, dynamodb_client, s3_client, sdk, AwsServer, BUCKET, REGION, TABLE,
+    create_resources, dynamodb_client, index_items, s3_client, sdk, AwsServer, BUCKET, REGION,
+    TABLE,
 };
 use nixery_e2e::harness::binary_cache::BinaryCacheServer;
 use nixery_e2e::harness::lambda::LambdaWatch;
@@ -186,20 +187,7 @@ impl Stack {
 
     /// Items in the index whose key starts with `prefix`.
     fn index_items(&self, prefix: &str) -> usize {
-        self.rt.block_on(async {
-            let out = self
-                .ddb
-                .scan()
-                .table_name(TABLE)
-                .send()
-                .await
-                .expect("scan");
-            out.items()
-                .iter()
-                .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()))
-                .filter(|pk| pk.starts_with(prefix))
-                .count()
-        })
+        self.rt.block_on(index_items(&self.ddb, prefix))
     }
 
     fn assert_status(&self, resp: &Resp, status: u16, what: &str) {

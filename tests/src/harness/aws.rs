@@ -92,6 +92,21 @@ pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     nixery_aws::clients::dynamodb(&sdk(endpoint).await)
 }
 
+/// Items in the index table whose key starts with `prefix` (one Scan: test tables are small).
+pub async fn index_items(dynamodb: &aws_sdk_dynamodb::Client, prefix: &str) -> usize {
+    let out = dynamodb
+        .scan()
+        .table_name(TABLE)
+        .send()
+        .await
+        .expect("scan");
+    out.items()
+        .iter()
+        .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()))
+        .filter(|pk| pk.starts_with(prefix))
+        .count()
+}
+
 /// Create the bucket [`BUCKET`] and the index table [`TABLE`], as the Terraform does.
 pub async fn create_resources(s3: &aws_sdk_s3::Client, dynamodb: &aws_sdk_dynamodb::Client) {
     create_bucket(s3, BUCKET).await;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::process::{free_port, ChildGuard};
-use super::{nixery_bin, output_within, run_tool, tail, workspace_root, CLI_TIMEOUT};
+use super::{nixery_bin, output_within, run_tool, tail, target_dir, workspace_root, CLI_TIMEOUT};
 
 /// Lambda's uid is arbitrary and absent from the image's /etc/passwd.
 pub const LAMBDA_UID: &str = "4242:4242";
@@ -47,14 +47,7 @@ fn built_binary(var: &str, name: &str) -> PathBuf {
 /// The RIE: `$NIXERY_LAMBDA_RIE`, else `<target>/lambda-rie/aws-lambda-rie-x86_64`, where
 /// tests/run.sh unpacks it from the aws-sam-cli wheel.
 pub fn rie_binary() -> PathBuf {
-    let default = || {
-        let target = nixery_bin()
-            .parent()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| workspace_root().join("target"));
-        target.join("lambda-rie/aws-lambda-rie-x86_64")
-    };
+    let default = || target_dir().join("lambda-rie/aws-lambda-rie-x86_64");
     let path = std::env::var_os("NIXERY_LAMBDA_RIE")
         .map(PathBuf::from)
         .unwrap_or_else(default);

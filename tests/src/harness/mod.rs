@@ -76,6 +76,16 @@ pub fn nixery_bin() -> PathBuf {
     path
 }
 
+/// Cargo's target directory, where tests/run.sh also puts the tools it fetches: the parent
+/// of the `nixery` binary's profile directory, else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    nixery_bin()
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// The offline package set, `<workspace>/nix/pkgs`.
 pub fn pkgs_path() -> PathBuf {
     let path = workspace_root().join("nix/pkgs");

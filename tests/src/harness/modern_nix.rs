@@ -10,7 +10,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use super::{nix_config, nixery_bin, output_within, workspace_root, CLI_TIMEOUT};
+use super::{nix_config, output_within, target_dir, CLI_TIMEOUT};
 
 /// A modern Nix's programs and a store directory for it, removed on drop.
 pub struct ModernNix {
@@ -22,14 +22,7 @@ pub struct ModernNix {
 impl ModernNix {
     /// `$NIXERY_TEST_NIX_BIN_DIR`, else `<target>/nix-trixie/bin`, with a fresh store.
     pub fn new() -> ModernNix {
-        let default = || {
-            let target = nixery_bin()
-                .parent()
-                .and_then(Path::parent)
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| workspace_root().join("target"));
-            target.join("nix-trixie/bin")
-        };
+        let default = || target_dir().join("nix-trixie/bin");
         let bin_dir = std::env::var_os("NIXERY_TEST_NIX_BIN_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(default);
