@@ -78,4 +78,4 @@ fi
 
 echo "==> building nixery (release)" >&2
 cargo build --release --locked -p nixery-cli
-exec "$ROOT/target/release/nixery" serve "$@"
+exec "${CARGO_TARGET_DIR:-$ROOT/target}/release/nixery" serve "$@"
