@@ -24,7 +24,7 @@ pub trait CacheTransport: Send + Sync {
 /// Cache paths come from narinfo `URL` lines, which signatures do not cover, and end up in
 /// URLs as well as file paths: only plain segments of `[A-Za-z0-9._-]`, none of them `.` or
 /// `..`, so nothing can leave the cache root or smuggle `%`, `?`, `#` or `\\` into a URL.
-fn check_relative(path: &str) -> io::Result<&str> {
+pub fn check_relative(path: &str) -> io::Result<&str> {
     let plain = |seg: &str| {
         !seg.is_empty()
             && seg != "."

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use futures::stream::{FuturesUnordered, StreamExt, TryStreamExt};
 use tokio::io::AsyncReadExt;
 
-pub use fetch::{ByteStream, CacheTransport, FileTransport, HttpTransport};
+pub use fetch::{check_relative, ByteStream, CacheTransport, FileTransport, HttpTransport};
 pub use nar::{read_nar, HashingReader, NarSink};
 pub use narinfo::{NarCompression, NarInfo, STORE_DIR};
 pub use signature::TrustedKeys;

@@ -242,3 +242,36 @@ fn bad_inputs_error_naming_the_path() -> TestResult {
     assert!(packed(&below_file).is_err());
     Ok(())
 }
+
+/// Found by the tar_round_trip fuzz target: a symlink written where a parent directory had
+/// been added made a layer with both (unpacking replaces the directory and its contents).
+#[test]
+fn layer_writer_refuses_a_path_twice_whatever_its_kind() -> TestResult {
+    type Steps = dyn Fn(&mut LayerWriter<Vec<u8>>) -> Result<(), PackError>;
+    let refused = |steps: &Steps| {
+        let mut writer = LayerWriter::new(Vec::new(), Compression::default());
+        steps(&mut writer).is_err()
+    };
+    assert!(refused(&|w| {
+        w.file(Path::new("a/b"), 0o644, 0, &b""[..])?;
+        w.symlink(Path::new("a"), "x")
+    }));
+    assert!(refused(&|w| {
+        w.symlink(Path::new("a"), "x")?;
+        w.file(Path::new("a/b"), 0o644, 0, &b""[..])
+    }));
+    assert!(refused(&|w| {
+        w.file(Path::new("a"), 0o644, 0, &b""[..])?;
+        w.dir(Path::new("a"), 0o755)
+    }));
+    assert!(refused(&|w| {
+        w.symlink(Path::new("a"), "x")?;
+        w.symlink(Path::new("a"), "y")
+    }));
+    assert!(!refused(&|w| {
+        w.dir(Path::new("a"), 0o755)?;
+        w.file(Path::new("a/b"), 0o644, 0, &b""[..])?;
+        w.symlink(Path::new("a/c"), "b")
+    }));
+    Ok(())
+}

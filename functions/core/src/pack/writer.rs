@@ -1,7 +1,8 @@
 //! [`LayerWriter`]: the packer for callers that produce entries themselves (NAR streams).
 
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use tar::EntryType;
 
@@ -14,17 +15,23 @@ use super::{invalid, io_err, Compression, LayerDigests, PackError};
 /// the bytes to match; missing parent directories are added with mode 0755. Paths are relative.
 pub struct LayerWriter<W: Write> {
     packer: Packer<W>,
+    /// Files and symlinks written, so no path appears twice or under a non-directory (an
+    /// unpacker would replace one with the other).
+    leaves: HashSet<PathBuf>,
 }
 
 impl<W: Write> LayerWriter<W> {
     pub fn new(out: W, compression: Compression) -> Self {
         let packer = Packer::new(out, compression);
-        LayerWriter { packer }
+        LayerWriter {
+            packer,
+            leaves: HashSet::new(),
+        }
     }
 
     /// A directory; remembered (one path per directory) so later parents are not repeated.
     pub fn dir(&mut self, path: &Path, mode: u32) -> Result<(), PackError> {
-        self.start(path)?;
+        self.start(path, false)?;
         if !self.packer.dirs.insert(path.to_path_buf()) {
             return Err(invalid(path, "entry path appears twice"));
         }
@@ -39,7 +46,7 @@ impl<W: Write> LayerWriter<W> {
         size: u64,
         data: impl Read,
     ) -> Result<(), PackError> {
-        self.start(path)?;
+        self.start(path, true)?;
         // The header already says `size`: a short reader would corrupt the archive.
         let mut reader = data.take(size);
         let written = self.packer.data(path, mode, size, &mut reader);
@@ -54,7 +61,7 @@ impl<W: Write> LayerWriter<W> {
     }
 
     pub fn symlink(&mut self, path: &Path, target: impl AsRef<Path>) -> Result<(), PackError> {
-        self.start(path)?;
+        self.start(path, true)?;
         let written = self.packer.link(path, EntryType::Symlink, 0o777, target);
         written.map_err(io_err(path))
     }
@@ -64,7 +71,7 @@ impl<W: Write> LayerWriter<W> {
         self.packer.finish()
     }
 
-    fn start(&mut self, path: &Path) -> Result<(), PackError> {
+    fn start(&mut self, path: &Path, leaf: bool) -> Result<(), PackError> {
         if path.as_os_str().is_empty()
             || !path.components().all(|c| matches!(c, Component::Normal(_)))
         {
@@ -73,6 +80,15 @@ impl<W: Write> LayerWriter<W> {
                 "entry path must be relative, without '.' or '..'",
             ));
         }
-        self.packer.parents(path)
+        let taken = (leaf && self.packer.dirs.contains(path))
+            || path.ancestors().any(|a| self.leaves.contains(a));
+        if taken {
+            return Err(invalid(path, "entry path appears twice"));
+        }
+        self.packer.parents(path)?;
+        if leaf {
+            self.leaves.insert(path.to_path_buf());
+        }
+        Ok(())
     }
 }
