@@ -21,5 +21,20 @@ where
         .unwrap_or("no error code")
         .to_string();
     tracing::error!(service, op, target, error = ?e, "AWS request failed");
-    StorageError::backend(service, format!("{op} of {target} failed ({code})"))
+    let message = format!("{op} of {target} failed ({code})");
+    match THROTTLING.contains(&code.as_str()) {
+        // Still throttled after the SDK's retries: the client should come back later.
+        true => StorageError::Throttled { service, message },
+        false => StorageError::backend(service, message),
+    }
 }
+
+/// The error codes S3 and DynamoDB send when they shed load (the SDK retries these first).
+const THROTTLING: &[&str] = &[
+    "SlowDown",
+    "ServiceUnavailable",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "ThrottlingException",
+    "Throttling",
+];

@@ -92,6 +92,16 @@ impl RegistryError {
     }
 
     /// A 429 that tells the client when to come back.
+    /// 503 with Retry-After: the storage behind the registry is shedding load.
+    pub fn unavailable_for(secs: u64) -> Self {
+        let mut e = RegistryError::new(
+            ErrorCode::Unavailable,
+            "the registry's storage is busy; retry shortly",
+        );
+        e.retry_after = Some(secs);
+        e
+    }
+
     pub fn retry_later(message: impl Into<String>, secs: u64) -> Self {
         let mut e = RegistryError::new(ErrorCode::TooManyRequests, message);
         e.retry_after = Some(secs);
@@ -101,6 +111,10 @@ impl RegistryError {
 
 impl From<StorageError> for RegistryError {
     fn from(e: StorageError) -> Self {
+        if let StorageError::Throttled { .. } = e {
+            tracing::warn!(error = %e, "storage throttled");
+            return RegistryError::unavailable_for(RETRY_AFTER_SECS);
+        }
         tracing::error!(error = %e, "storage error");
         RegistryError::new(
             ErrorCode::Unknown,
@@ -125,6 +139,10 @@ impl From<&BuildError> for RegistryError {
                 "the daily build limit of this account is reached; cached images can still be pulled",
                 *retry_after,
             ),
+            B::Storage(StorageError::Throttled { .. }) => {
+                tracing::warn!(error = %e, "build throttled by storage");
+                RegistryError::unavailable_for(RETRY_AFTER_SECS)
+            }
             B::Remote(RemoteError::Throttled) => RegistryError::retry_later(
                 "the registry is building many images; retry shortly",
                 RETRY_AFTER_SECS,
@@ -190,5 +208,31 @@ impl IntoResponse for RegistryError {
             }
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the fault soak: storage still throttling after the SDK's retries answered
+    /// 500 UNKNOWN, which clients do not retry; it is a 503 with Retry-After.
+    #[test]
+    fn throttled_storage_is_a_503_with_retry_after() {
+        let throttled = || StorageError::Throttled {
+            service: "DynamoDB",
+            message: "PutItem of the index table failed (ProvisionedThroughputExceededException)"
+                .into(),
+        };
+        for response in [
+            RegistryError::from(throttled()).into_response(),
+            RegistryError::from(&BuildError::Storage(throttled())).into_response(),
+        ] {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "10");
+        }
+        let failed = StorageError::backend("S3", "PutObject of the bucket failed (AccessDenied)");
+        let response = RegistryError::from(failed).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

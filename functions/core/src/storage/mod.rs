@@ -33,6 +33,12 @@ pub enum StorageError {
         service: &'static str,
         message: String,
     },
+    /// A storage service shed load and kept doing so through the client's retries.
+    #[error("{service} is throttling requests: {message}")]
+    Throttled {
+        service: &'static str,
+        message: String,
+    },
     #[error("corrupt entry {key}: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("a storage task panicked or was cancelled: {0}")]
