@@ -16,13 +16,14 @@ use nixery_e2e::harness::aws::{
 };
 use nixery_e2e::harness::binary_cache::BinaryCacheServer;
 use nixery_e2e::harness::lambda::LambdaWatch;
-use nixery_e2e::harness::proxy::Proxy;
+use nixery_e2e::harness::proxy::{Fault, Proxy};
 use nixery_e2e::harness::{
     http_get, http_head, manifest_layers, pkgs_path, tail, Containerd, Resp, ACCEPT_ALL,
 };
 use nixery_registry_lambda::{registry_with_clients, AuthConfig, Settings};
 use std::collections::BTreeMap;
 use std::future::IntoFuture;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BUILDER: &str = "nixery-builder-lambda";
@@ -36,6 +37,8 @@ struct Options {
     builder_env: Vec<(String, String)>,
     /// Token auth as the Terraform turns it on: accounts table, signing key in SSM.
     auth: bool,
+    /// Attributes the signed binary cache holds closures of.
+    cache: &'static [&'static str],
 }
 
 impl Default for Options {
@@ -46,13 +49,15 @@ impl Default for Options {
             invoke_timeout: Duration::from_secs(900),
             builder_env: vec![],
             auth: false,
+            cache: &["hello", "cacert", "iana-etc"],
         }
     }
 }
 
 /// Everything of one deployment. Proxies sit between the registry and S3, DynamoDB and the
 /// Invoke API (to count calls and to swap a dead builder for a fresh one, as Lambda would),
-/// between the builder and S3 (to fail uploads), and in front of the registry.
+/// between the builder and S3 and DynamoDB (to fail uploads, to throttle), and in front of the
+/// registry.
 struct Stack {
     addr: String,
     rt: tokio::runtime::Runtime,
@@ -61,19 +66,23 @@ struct Stack {
     registry_s3: Proxy,
     registry_ddb: Proxy,
     builder_s3: Proxy,
+    builder_ddb: Proxy,
     invoke: Proxy,
     builder: LambdaWatch,
     base_env: Vec<(String, String)>,
     _cache: BinaryCacheServer,
-    _s3: AwsServer,
+    s3: AwsServer,
     _moto: AwsServer,
-    _tmp: tempfile::TempDir,
+    /// Each builder instance's TMPDIR is a directory in here, as each Lambda instance has its
+    /// own /tmp.
+    tmp: tempfile::TempDir,
+    instances: usize,
 }
 
 impl Stack {
     fn start(opts: Options) -> Stack {
         let (s3, moto) = (AwsServer::s3s_fs(), AwsServer::moto());
-        let cache = BinaryCacheServer::start(&["hello", "cacert", "iana-etc"]);
+        let cache = BinaryCacheServer::start(opts.cache);
         let tmp = tempfile::tempdir().expect("temp dir");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -82,14 +91,14 @@ impl Stack {
             .expect("runtime");
         let proxy = |upstream: &str| rt.block_on(Proxy::start(upstream));
         let (registry_s3, registry_ddb) = (proxy(&s3.endpoint), proxy(&moto.endpoint));
-        let builder_s3 = proxy(&s3.endpoint);
+        let (builder_s3, builder_ddb) = (proxy(&s3.endpoint), proxy(&moto.endpoint));
         let ddb = rt.block_on(async {
             let ddb = dynamodb_client(&moto.endpoint).await;
             create_resources(&s3_client(&s3.endpoint).await, &ddb).await;
             ddb
         });
-        let base_env = builder_env(&builder_s3.url, &moto.endpoint, &cache, &tmp);
-        let mut env = base_env.clone();
+        let base_env = builder_env(&builder_s3.url, &builder_ddb.url, &cache);
+        let mut env = instance_env(&base_env, tmp.path(), 0);
         env.extend(opts.builder_env.iter().cloned());
         let builder = LambdaWatch::start(BUILDER, &env);
         builder.warm_up("{\"warm_up\": true}");
@@ -146,23 +155,28 @@ impl Stack {
             registry_s3,
             registry_ddb,
             builder_s3,
+            builder_ddb,
             invoke,
             builder,
             base_env,
             _cache: cache,
-            _s3: s3,
+            s3,
             _moto: moto,
-            _tmp: tmp,
+            tmp,
+            instances: 1,
         }
     }
 
     /// Start a fresh builder (without injected faults) and send invocations to it, as
     /// Lambda starts a new instance after one died.
     fn replace_builder(&mut self) {
-        let fresh = LambdaWatch::start(BUILDER, &self.base_env);
-        fresh.warm_up("{\"warm_up\": true}");
-        self.invoke.switch(&fresh.endpoint);
-        self.builder = fresh;
+        self.builder = start_instance(
+            &self.invoke,
+            &self.base_env,
+            self.tmp.path(),
+            self.instances,
+        );
+        self.instances += 1;
     }
 
     fn manifest(&self, name: &str) -> Resp {
@@ -201,13 +215,25 @@ impl Stack {
     }
 }
 
+/// Start builder instance number `n` with its own TMPDIR and send invocations to it.
+fn start_instance(invoke: &Proxy, env: &[(String, String)], tmp: &Path, n: usize) -> LambdaWatch {
+    let fresh = LambdaWatch::start(BUILDER, &instance_env(env, tmp, n));
+    fresh.warm_up("{\"warm_up\": true}");
+    invoke.switch(&fresh.endpoint);
+    fresh
+}
+
+/// `env` with the TMPDIR of instance `n` (created).
+fn instance_env(env: &[(String, String)], tmp: &Path, n: usize) -> Vec<(String, String)> {
+    let dir = tmp.join(format!("instance-{n}"));
+    std::fs::create_dir_all(&dir).expect("instance TMPDIR");
+    let mut env = env.to_vec();
+    env.push(("TMPDIR".into(), dir.display().to_string()));
+    env
+}
+
 /// The builder's environment, as the Terraform sets it, with endpoints on loopback.
-fn builder_env(
-    s3: &str,
-    dynamodb: &str,
-    cache: &BinaryCacheServer,
-    tmp: &tempfile::TempDir,
-) -> Vec<(String, String)> {
+fn builder_env(s3: &str, dynamodb: &str, cache: &BinaryCacheServer) -> Vec<(String, String)> {
     [
         ("NIXERY_BUCKET", BUCKET.to_string()),
         ("NIXERY_TABLE", TABLE.to_string()),
@@ -225,7 +251,6 @@ fn builder_env(
             nixery_e2e::harness::aws::SECRET_KEY.to_string(),
         ),
         ("AWS_REGION", REGION.to_string()),
-        ("TMPDIR", tmp.path().display().to_string()),
         ("RUST_LOG", "info".to_string()),
     ]
     .into_iter()
@@ -523,4 +548,395 @@ fn containerd_pulls_with_credentials_and_the_pull_is_metered_in_dynamodb() {
     let wrong = format!("acme:{}", Tenant::create("acme", None, None).1.reveal());
     let failed = ctrd.try_pull(&image, Some(&wrong));
     assert!(!failed.status.success(), "a wrong key must not pull");
+}
+
+/// The images of the fault soak: ten package sets of the offline set, one of them zstd.
+const SOAK_IMAGES: [&str; 10] = [
+    "hello",
+    "curl",
+    "git",
+    "htop",
+    "jq",
+    "nano",
+    "moreutils",
+    "hello/jq",
+    "curl/git",
+    "zstd/hello",
+];
+const SOAK_PULLS: usize = 100;
+/// Bounds the whole soak: every pull ends by then or the test fails.
+const SOAK_DEADLINE: Duration = Duration::from_secs(15 * 60);
+
+/// Issue 9's fault soak: 100 concurrent pulls of 10 images on the serverless path while S3
+/// answers every 7th request with 503 SlowDown, DynamoDB throttles every 5th, every Invoke is
+/// throttled for the first 20 s, and the builder dies mid-build once (Lambda then starts a
+/// new instance, here a fresh emulator). Then: every blob pulled has its digest, no index
+/// entry points at a missing blob, no lease is left, the live builder's TMPDIR is empty, and
+/// peak memory stays bounded. Prints the figures.
+#[test]
+fn fault_soak_loses_nothing() {
+    let once = tempfile::tempdir().expect("temp dir");
+    let fired = once.path().join("fired");
+    let stack = Stack::start(Options {
+        // Production's wait budget; leases and invokes short enough to recover in a test.
+        build_wait: Duration::from_secs(25),
+        lease_ttl: Duration::from_secs(20),
+        invoke_timeout: Duration::from_secs(30),
+        builder_env: vec![
+            ("NIXERY_FAULT_ABORT_AFTER_UPLOADS".into(), "3".into()),
+            ("NIXERY_FAULT_ONCE_FILE".into(), fired.display().to_string()),
+        ],
+        cache: &[
+            "hello",
+            "curl",
+            "git",
+            "htop",
+            "jq",
+            "nano",
+            "moreutils",
+            "cacert",
+            "iana-etc",
+        ],
+        ..Options::default()
+    });
+    let started = Instant::now();
+    for p in [&stack.registry_s3, &stack.builder_s3] {
+        p.inject(Some(Fault::s3_slow_down(7)));
+    }
+    for p in [&stack.registry_ddb, &stack.builder_ddb] {
+        p.inject(Some(Fault::dynamodb_throttling(5)));
+    }
+    let throttled_until = started + Duration::from_secs(20);
+    stack
+        .invoke
+        .inject(Some(Fault::lambda_throttling(1).until(throttled_until)));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (outcomes, replacement, builder_peak) = std::thread::scope(|scope| {
+        // Lambda replaces a dead instance; the emulator does not, so start a fresh one.
+        let replacer = scope.spawn(|| {
+            while !fired.exists() && !done.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            fired.exists().then(|| {
+                std::thread::sleep(Duration::from_millis(500)); // the abort follows the file
+                start_instance(&stack.invoke, &stack.base_env, stack.tmp.path(), 1)
+            })
+        });
+        let sampler = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                peak = peak.max(processes_rss_kib("nixery-builder-"));
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            peak
+        });
+        let pulls: Vec<_> = (0..SOAK_PULLS)
+            .map(|i| {
+                let (addr, image) = (&stack.addr, SOAK_IMAGES[i % SOAK_IMAGES.len()]);
+                scope.spawn(move || soak_pull(addr, image, started + SOAK_DEADLINE))
+            })
+            .collect();
+        let outcomes: Vec<PullOutcome> = pulls
+            .into_iter()
+            .map(|p| p.join().expect("pull thread"))
+            .collect();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let replacement = replacer.join().expect("replacer");
+        (outcomes, replacement, sampler.join().expect("sampler"))
+    });
+    let elapsed = started.elapsed();
+    let log = replacement
+        .as_ref()
+        .map_or_else(|| stack.builder.log(), LambdaWatch::log);
+    let failed: Vec<String> = outcomes.iter().filter_map(|o| o.error.clone()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {SOAK_PULLS} pulls failed: {failed:#?}\nbuilder log:\n{}",
+        failed.len(),
+        tail(&log, 80)
+    );
+    assert!(
+        fired.exists(),
+        "the builder never died:\n{}",
+        tail(&log, 40)
+    );
+    // Throttling and a dead builder are for retrying: 429 or 503, never a bare 500.
+    let unexplained: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|o| o.samples.get(&500))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "500 during the soak: {unexplained:#?}"
+    );
+    // One image, one manifest: every pull of an image got the same digest.
+    let mut digests: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for o in &outcomes {
+        digests.entry(o.image).or_default().insert(&o.manifest);
+    }
+    assert!(digests.values().all(|d| d.len() == 1), "{digests:#?}");
+    // Afterwards nothing is left behind: builds still running finish first (bounded).
+    let leases_deadline = Instant::now() + Duration::from_secs(120);
+    while stack.index_items("lease#") > 0 && Instant::now() < leases_deadline {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(stack.index_items("lease#"), 0, "leases left behind");
+    for p in [
+        &stack.registry_s3,
+        &stack.builder_s3,
+        &stack.registry_ddb,
+        &stack.builder_ddb,
+    ] {
+        p.inject(None);
+    }
+    let (entries, dangling) = stack.rt.block_on(dangling_index_entries(&stack));
+    assert!(
+        dangling.is_empty(),
+        "index entries without their blob: {dangling:#?}"
+    );
+    // The resolver expression is written once per instance, at start, and reused.
+    let mut leftovers = files_under(&stack.tmp.path().join("instance-1"));
+    leftovers.retain(|f| !f.ends_with("nixery/nix/resolve.nix"));
+    assert!(
+        leftovers.is_empty(),
+        "temp files left by the live builder: {leftovers:#?}"
+    );
+    let dead_leftovers = files_under(&stack.tmp.path().join("instance-0")).len();
+    let registry_peak = rss_kib("self", "VmHWM");
+    let retries: usize = outcomes.iter().map(|o| o.retries).sum();
+    let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
+    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut samples: BTreeMap<u16, &str> = BTreeMap::new();
+    for o in &outcomes {
+        for s in &o.statuses {
+            *statuses.entry(*s).or_default() += 1;
+        }
+        for (s, text) in &o.samples {
+            samples.entry(*s).or_insert(text);
+        }
+    }
+    eprintln!("fault soak: one answer of each status before success: {samples:#?}");
+    eprintln!(
+        "fault soak: {SOAK_PULLS} pulls of {} images in {:.1} s, {} MB verified; \
+         {retries} client retries, answers before success {statuses:?}; injected: S3 SlowDown \
+         {} (registry) + {} (builder), DynamoDB throttling {} + {}, Invoke throttled {}; \
+         builder died once ({dead_leftovers} files left in the dead instance's /tmp); \
+         {entries} index entries, none dangling; peak RSS registry process {} MiB, builder {} MiB",
+        SOAK_IMAGES.len(),
+        elapsed.as_secs_f64(),
+        bytes / 1_000_000,
+        stack.registry_s3.injected(),
+        stack.builder_s3.injected(),
+        stack.registry_ddb.injected(),
+        stack.builder_ddb.injected(),
+        stack.invoke.injected(),
+        registry_peak / 1024,
+        builder_peak / 1024,
+    );
+    assert!(stack.invoke.injected() > 0 && stack.builder_ddb.injected() > 0);
+    assert!(stack.registry_s3.injected() > 0 && stack.builder_s3.injected() > 0);
+    // Bounded: far below a 512 MB registry Lambda and the builder's memory.
+    assert!(
+        registry_peak < 512 * 1024,
+        "registry process peak {registry_peak} KiB"
+    );
+    assert!(
+        builder_peak < 1024 * 1024,
+        "builder peak {builder_peak} KiB"
+    );
+}
+
+struct PullOutcome {
+    image: &'static str,
+    manifest: String,
+    bytes: u64,
+    retries: usize,
+    /// Non-200 answers seen before the pull succeeded, and one body of each status.
+    statuses: Vec<u16>,
+    samples: BTreeMap<u16, String>,
+    error: Option<String>,
+}
+
+/// Pull `image` as a client does: manifest, then config and layers through the redirect to
+/// S3, checking every digest; 429 and 5xx are retried (after Retry-After, at most 2 s here)
+/// until `deadline`.
+fn soak_pull(addr: &str, image: &'static str, deadline: Instant) -> PullOutcome {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
+    let mut out = PullOutcome {
+        image,
+        manifest: String::new(),
+        bytes: 0,
+        retries: 0,
+        statuses: Vec::new(),
+        samples: BTreeMap::new(),
+        error: None,
+    };
+    let mut get = |url: &str, accept: &str| -> Result<(Vec<u8>, String), String> {
+        loop {
+            let resp = client.get(url).header("Accept", accept).send();
+            let status = resp.as_ref().map_or(0, |r| r.status().as_u16());
+            if status == 200 {
+                let resp = resp.expect("ok");
+                let digest = resp
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let body = resp.bytes().map_err(|e| format!("{url}: body: {e}"))?;
+                return Ok((body.to_vec(), digest));
+            }
+            let retry = status == 0 || status == 429 || status >= 500;
+            let text = resp.map_or_else(|e| e.to_string(), |r| r.text().unwrap_or_default());
+            if !retry || Instant::now() > deadline {
+                return Err(format!("{url}: {status} {text}"));
+            }
+            out.retries += 1;
+            out.statuses.push(status);
+            out.samples.entry(status).or_insert(text);
+            std::thread::sleep(Duration::from_millis(500 + 100 * (out.retries as u64 % 16)));
+        }
+    };
+    let base = format!("http://{addr}/v2/{image}");
+    let result = (|| {
+        let (manifest, digest) = get(&format!("{base}/manifests/latest"), ACCEPT_ALL)?;
+        check_digest(&manifest, &digest)?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&manifest).map_err(|e| e.to_string())?;
+        let config = json["config"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut blobs = manifest_layers(&manifest);
+        blobs.push(config);
+        let mut bytes = manifest.len() as u64;
+        for blob in &blobs {
+            let (body, _) = get(&format!("{base}/blobs/{blob}"), "*/*")?;
+            check_digest(&body, blob)?;
+            bytes += body.len() as u64;
+        }
+        Ok::<_, String>((digest, bytes))
+    })();
+    match result {
+        Ok((digest, bytes)) => (out.manifest, out.bytes) = (digest, bytes),
+        Err(e) => out.error = Some(format!("{image}: {e}")),
+    }
+    out
+}
+
+fn check_digest(body: &[u8], digest: &str) -> Result<(), String> {
+    let actual = nixery_e2e::harness::sha256_digest(body);
+    match actual == digest {
+        true => Ok(()),
+        false => Err(format!("content has digest {actual}, expected {digest:?}")),
+    }
+}
+
+/// `field` (VmRSS, VmHWM) of /proc/`pid`/status in KiB.
+fn rss_kib(pid: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The largest peak RSS (KiB) of the processes whose name starts with `comm`.
+fn processes_rss_kib(comm: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with(comm))
+        })
+        .map(|e| rss_kib(&e.file_name().to_string_lossy(), "VmHWM"))
+        .max()
+        .unwrap_or(0)
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            match path.is_dir() && !path.is_symlink() {
+                true => todo.push(path),
+                false => found.push(path),
+            }
+        }
+    }
+    found
+}
+
+/// Every index entry's blobs must be in S3: layer entries, manifest entries (both manifests,
+/// and the config and layers each names) and aliases. The number of entries, and the dangling.
+async fn dangling_index_entries(stack: &Stack) -> (usize, Vec<String>) {
+    let s3 = s3_client(&stack.s3.endpoint).await;
+    let items = stack
+        .ddb
+        .scan()
+        .table_name(TABLE)
+        .send()
+        .await
+        .expect("scan");
+    let mut dangling = Vec::new();
+    let exists = |digest: String| {
+        let s3 = s3.clone();
+        async move {
+            let key = format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+            s3.head_object()
+                .bucket(BUCKET)
+                .key(key)
+                .send()
+                .await
+                .is_ok()
+        }
+    };
+    for item in items.items() {
+        let pk = item
+            .get("pk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let data = item.get("data").and_then(|v| v.as_s().ok());
+        let Some(data) = data else { continue };
+        let json: serde_json::Value = serde_json::from_str(data).expect("entry JSON");
+        let mut digests = Vec::new();
+        if pk.starts_with("layer#") {
+            digests.push(json["digest"].as_str().unwrap_or_default().to_string());
+        }
+        let manifests = match &json["manifest"] {
+            serde_json::Value::Null => json.clone(),
+            m => m.clone(),
+        };
+        for kind in ["oci", "docker"] {
+            if let Some(d) = manifests[kind]["digest"].as_str() {
+                digests.push(d.to_string());
+                let key = format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+                if let Ok(obj) = s3.get_object().bucket(BUCKET).key(key).send().await {
+                    let body = obj
+                        .body
+                        .collect()
+                        .await
+                        .expect("manifest body")
+                        .into_bytes();
+                    let m: serde_json::Value = serde_json::from_slice(&body).expect("manifest");
+                    digests.extend(manifest_layers(&body));
+                    digests.extend(m["config"]["digest"].as_str().map(str::to_string));
+                }
+            }
+        }
+        for d in digests {
+            if d.is_empty() || !exists(d.clone()).await {
+                dangling.push(format!("{pk} -> {d:?}"));
+            }
+        }
+    }
+    (items.items().len(), dangling)
 }

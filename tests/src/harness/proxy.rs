@@ -1,11 +1,13 @@
 //! A pass-through HTTP proxy on loopback, for putting between a client and an AWS-compatible
-//! server (or the Lambda emulator): it counts requests by method (by operation for DynamoDB), can fail writes on demand,
-//! and can be pointed at another upstream while it runs. The Host header is forwarded as
+//! server (or the Lambda emulator): it counts requests by method (by operation for DynamoDB),
+//! can fail writes on demand, can answer some requests with the error a throttled AWS service
+//! sends ([`Fault`]), and can be pointed at another upstream while it runs. The Host header is forwarded as
 //! sent, so SigV4 signatures still verify upstream.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -17,6 +19,64 @@ struct State {
     upstream: Mutex<String>,
     counts: Mutex<BTreeMap<String, usize>>,
     fail_puts: AtomicBool,
+    fault: Mutex<Option<Fault>>,
+    seen: AtomicUsize,
+    injected: AtomicUsize,
+}
+
+/// An error answer sent instead of forwarding: every `every`-th request (1 = all of them),
+/// only until `until` when set. The constructors give what AWS sends when it throttles.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub every: usize,
+    pub until: Option<Instant>,
+    pub status: u16,
+    pub headers: Vec<(&'static str, &'static str)>,
+    pub body: &'static str,
+}
+
+impl Fault {
+    /// S3 under request-rate pressure: 503 SlowDown (the SDKs retry it as throttling).
+    pub fn s3_slow_down(every: usize) -> Fault {
+        Fault {
+            every,
+            until: None,
+            status: 503,
+            headers: vec![("content-type", "application/xml")],
+            body: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
+                   <Message>Please reduce your request rate.</Message></Error>",
+        }
+    }
+
+    /// DynamoDB over its capacity: 400 ProvisionedThroughputExceededException.
+    pub fn dynamodb_throttling(every: usize) -> Fault {
+        Fault {
+            every,
+            until: None,
+            status: 400,
+            headers: vec![("content-type", "application/x-amz-json-1.0")],
+            body: r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#,
+        }
+    }
+
+    /// Invoke at the function's reserved concurrency: 429 TooManyRequestsException.
+    pub fn lambda_throttling(every: usize) -> Fault {
+        Fault {
+            every,
+            until: None,
+            status: 429,
+            headers: vec![
+                ("content-type", "application/json"),
+                ("x-amzn-errortype", "TooManyRequestsException"),
+            ],
+            body: r#"{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}"#,
+        }
+    }
+
+    pub fn until(mut self, until: Instant) -> Fault {
+        self.until = Some(until);
+        self
+    }
 }
 
 /// A running proxy; it lives as long as the runtime it was started on.
@@ -71,6 +131,16 @@ impl Proxy {
     pub fn fail_puts(&self, on: bool) {
         self.state.fail_puts.store(on, Ordering::SeqCst);
     }
+
+    /// Answer requests with `fault` from now on (None: forward everything again).
+    pub fn inject(&self, fault: Option<Fault>) {
+        *self.state.fault.lock().expect("fault") = fault;
+    }
+
+    /// How many requests were answered with an injected fault.
+    pub fn injected(&self) -> usize {
+        self.state.injected.load(Ordering::SeqCst)
+    }
 }
 
 /// What a request is counted as: its AWS JSON-protocol operation (`X-Amz-Target`, as
@@ -90,6 +160,9 @@ async fn forward(client: &reqwest::Client, state: &State, req: Request) -> Respo
         .expect("counts")
         .entry(operation(&req))
         .or_default() += 1;
+    if let Some(resp) = injected(state) {
+        return resp;
+    }
     if req.method() == Method::PUT && state.fail_puts.load(Ordering::SeqCst) {
         let body = "<Error><Code>InternalError</Code><Message>injected</Message></Error>";
         return Response::builder()
@@ -124,4 +197,20 @@ async fn forward(client: &reqwest::Client, state: &State, req: Request) -> Respo
     }
     let bytes = resp.bytes().await.unwrap_or_default();
     out.body(Body::from(bytes)).expect("response")
+}
+
+/// The injected fault's answer, when this request is one to fail.
+fn injected(state: &State) -> Option<Response> {
+    let fault = state.fault.lock().expect("fault").clone()?;
+    let n = state.seen.fetch_add(1, Ordering::SeqCst) + 1;
+    let active = fault.until.is_none_or(|t| Instant::now() < t);
+    if !active || !n.is_multiple_of(fault.every.max(1)) {
+        return None;
+    }
+    state.injected.fetch_add(1, Ordering::SeqCst);
+    let mut resp = Response::builder().status(fault.status);
+    for (k, v) in &fault.headers {
+        resp = resp.header(*k, *v);
+    }
+    Some(resp.body(Body::from(fault.body)).expect("response"))
 }
