@@ -264,7 +264,8 @@ fn lambda_http_converts(event: &serde_json::Value) -> bool {
     let header = |name: &str| {
         let headers = event["headers"].as_object()?;
         let (_, v) = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))?;
-        text(v)
+        // `HeaderValue::to_str`: visible ASCII only, else the header counts as absent.
+        text(v).filter(|v| v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)))
     };
     let raw_path = text(&event["rawPath"]).unwrap_or_default();
     let path = match text(&event["requestContext"]["stage"]) {

@@ -86,7 +86,7 @@ pub fn tar_round_trip(data: &[u8]) {
                 u32::from(mode) & 0o7777,
                 Kind::File(contents),
             ),
-            Op::Symlink { path, target } => (path_of(&path), 0o777, Kind::Symlink(target)),
+            Op::Symlink { path, target } => (path_of(&path), 0o777, link(&target)),
         });
     }
     let Ok(digests) = writer.finish() else {
@@ -130,15 +130,22 @@ fn entries(tar: &[u8]) -> Vec<(PathBuf, u32, Kind)> {
                 entry.read_to_end(&mut contents).expect("contents");
                 Kind::File(contents)
             }
-            tar::EntryType::Symlink => {
-                let target = entry.link_name_bytes().expect("a target").into_owned();
-                Kind::Symlink(target)
-            }
+            tar::EntryType::Symlink => link(&entry.link_name_bytes().expect("a target")),
             other => panic!("unexpected entry type {other:?}"),
         };
         all.push((path, mode, kind));
     }
     all
+}
+
+/// A symlink target as the tar crate stores it: by path components, so `a//b`, `./a` and
+/// `a/` become `a/b`, `a` and `a` (the same link), and `/` becomes `//` (also the same).
+fn link(target: &[u8]) -> Kind {
+    let path = Path::new(std::ffi::OsStr::from_bytes(target));
+    let kept = path
+        .components()
+        .filter(|c| *c != std::path::Component::CurDir);
+    Kind::Symlink(kept.collect::<PathBuf>().as_os_str().as_bytes().to_vec())
 }
 
 fn hex(bytes: &[u8]) -> String {

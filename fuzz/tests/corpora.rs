@@ -1,21 +1,42 @@
 //! Replays every committed corpus file and saved crash through its fuzz check, so the normal
 //! test suite keeps what the fuzzer found (`fuzz/run.sh` fuzzes; this only replays).
 
+use std::io::Read;
 use std::path::PathBuf;
 
-/// `corpus/<target>/*` (inputs libFuzzer kept for coverage) and `regressions/<target>/*`
-/// (inputs that once crashed a check, kept after the fix).
-fn inputs(target: &str) -> Vec<PathBuf> {
+/// The inputs of `target`, each with a name for messages: `corpus/<target>.tar.zst` (what
+/// libFuzzer kept for coverage, minimised and packed by `fuzz/run.sh`) and
+/// `regressions/<target>/*` (inputs that once failed a check, kept after the fix).
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
-            continue;
-        };
-        files.extend(entries.map(|e| e.expect("corpus entry").path()));
+    let mut found = Vec::new();
+    let packed = root.join("corpus").join(format!("{target}.tar.zst"));
+    if let Ok(file) = std::fs::File::open(&packed) {
+        let decoder = zstd::stream::read::Decoder::new(file).expect("zstd corpus");
+        let mut archive = tar::Archive::new(decoder);
+        for entry in archive.entries().expect("tar corpus") {
+            let mut entry = entry.expect("corpus entry");
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let name = format!(
+                "{}:{}",
+                packed.display(),
+                entry.path().expect("name").display()
+            );
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).expect("corpus input");
+            found.push((name, data));
+        }
     }
-    files.sort();
-    files
+    if let Ok(entries) = std::fs::read_dir(root.join("regressions").join(target)) {
+        for entry in entries {
+            let path = entry.expect("regression entry").path();
+            let data = std::fs::read(&path).expect("regression input");
+            found.push((path.display().to_string(), data));
+        }
+    }
+    found
 }
 
 #[test]
@@ -23,7 +44,7 @@ fn every_target_has_a_corpus() {
     for (target, _) in nixery_fuzz::TARGETS {
         assert!(
             inputs(target).len() >= 3,
-            "fuzz/corpus/{target} holds fewer than 3 inputs: run fuzz/run.sh"
+            "fuzz/corpus/{target}.tar.zst holds fewer than 3 inputs: run fuzz/run.sh"
         );
     }
 }
@@ -33,10 +54,9 @@ macro_rules! replay {
         #[test]
         fn $target() {
             let files = inputs(stringify!($target));
-            for file in &files {
-                let data = std::fs::read(file).expect("read corpus file");
-                let run = std::panic::catch_unwind(|| nixery_fuzz::$target(&data));
-                assert!(run.is_ok(), "{} fails its check", file.display());
+            for (name, data) in &files {
+                let run = std::panic::catch_unwind(|| nixery_fuzz::$target(data));
+                assert!(run.is_ok(), "{name} fails its check");
             }
             eprintln!("{}: {} inputs replayed", stringify!($target), files.len());
         }
