@@ -134,12 +134,14 @@ fn call(
     })
 }
 
+/// Not a server failure: a 2xx-4xx, or a 503 that asks the client to come back.
+fn answered(status: StatusCode) -> bool {
+    status.as_u16() < 500 || status == StatusCode::SERVICE_UNAVAILABLE
+}
+
 /// A `/v2` error carries `{"errors":[{"code","message"}]}` with a code and a message.
 fn assert_registry_error(path: &str, status: StatusCode, body: &[u8]) {
-    assert!(
-        status.as_u16() < 500 || status == StatusCode::SERVICE_UNAVAILABLE,
-        "{status} for {path:?}"
-    );
+    assert!(answered(status), "{status} for {path:?}");
     if status.is_client_error() && path.starts_with("/v2") && !body.is_empty() {
         let v: serde_json::Value = serde_json::from_slice(body).expect("error body is JSON");
         let code = v["errors"][0]["code"].as_str().unwrap_or_default();
@@ -248,10 +250,7 @@ pub fn apigw_event(data: &[u8]) {
     let json = serde_json::to_value(&response).expect("the response serialises");
     let status = json["statusCode"].as_u64().unwrap_or(200);
     let status = StatusCode::from_u16(status as u16).expect("a status");
-    assert!(
-        status.as_u16() < 500 || status == StatusCode::SERVICE_UNAVAILABLE,
-        "{json}"
-    );
+    assert!(answered(status), "{json}");
 }
 
 /// Whether `lambda_http` 1.3 turns the event into a request without panicking: it unwraps

@@ -1,8 +1,8 @@
 //! A pass-through HTTP proxy on loopback, for putting between a client and an AWS-compatible
 //! server (or the Lambda emulator): it counts requests by method (by operation for DynamoDB),
 //! can fail writes on demand, can answer some requests with the error a throttled AWS service
-//! sends ([`Fault`]), and can be pointed at another upstream while it runs. The Host header is forwarded as
-//! sent, so SigV4 signatures still verify upstream.
+//! sends ([`Fault`]), and can be pointed at another upstream while it runs. The Host header is
+//! forwarded as sent, so SigV4 signatures still verify upstream.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

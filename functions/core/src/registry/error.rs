@@ -91,21 +91,20 @@ impl RegistryError {
         self.code.parts().1
     }
 
-    /// A 429 that tells the client when to come back.
     /// 503 with Retry-After: the storage behind the registry is shedding load.
     pub fn unavailable_for(secs: u64) -> Self {
-        let mut e = RegistryError::new(
-            ErrorCode::Unavailable,
-            "the registry's storage is busy; retry shortly",
-        );
-        e.retry_after = Some(secs);
-        e
+        let message = "the registry's storage is busy; retry shortly";
+        RegistryError::new(ErrorCode::Unavailable, message).with_retry_after(secs)
     }
 
+    /// A 429 that tells the client when to come back.
     pub fn retry_later(message: impl Into<String>, secs: u64) -> Self {
-        let mut e = RegistryError::new(ErrorCode::TooManyRequests, message);
-        e.retry_after = Some(secs);
-        e
+        RegistryError::new(ErrorCode::TooManyRequests, message).with_retry_after(secs)
+    }
+
+    fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 }
 
