@@ -21,8 +21,11 @@ use std::sync::Arc;
 use std::time::Instant;
 use tempfile::TempPath;
 
-/// Layers packed at once: packing is CPU-bound and single-threaded each.
-const PACK_CONCURRENCY: usize = 2;
+/// Layers packed at once: one per core (at least 2, so a fetch waiting on the network
+/// overlaps another layer's work), each also handing gzip chunks to its compression threads.
+fn pack_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
 
 /// A cached manifest, if its blobs are still there.
 pub(super) async fn cached_manifest(
@@ -140,6 +143,9 @@ async fn listings(
     Ok(listed)
 }
 
+/// A layer and the listings taken while packing it.
+type Packed = (LayerDesc, Vec<(String, Tree)>);
+
 /// Reuse the layers the index has and pack the rest, in group order; the listings of the
 /// `wanted` store paths among those packed come back too.
 async fn store_layers(
@@ -150,31 +156,39 @@ async fn store_layers(
 ) -> Result<(Vec<LayerDesc>, Trees), BuildError> {
     let keys: Vec<String> = groups.iter().map(|g| layer_key(g, codec)).collect();
     let known = ctx.index.get_layers(&keys).await?;
-    let jobs = groups.into_iter().zip(keys).map(|(group, key)| {
-        let hit = known.get(&key).cloned();
-        let ctx = ctx.clone();
-        let list: BTreeSet<String> = group
-            .contents
-            .iter()
-            .filter(|p| wanted.contains(*p))
-            .cloned()
-            .collect();
-        async move {
-            match hit {
-                Some(layer) if ctx.blobs.size(&layer.digest).await?.is_some() => {
-                    let paths = group.contents.len();
-                    tracing::info!(digest = %layer.digest, paths, "{}", events::LAYER_REUSED);
-                    Ok((layer, Vec::new()))
-                }
-                _ => pack_store_layer(&ctx, key, group, codec, list).await,
+    let jobs = groups
+        .into_iter()
+        .zip(keys)
+        .enumerate()
+        .map(|(i, (group, key))| {
+            let hit = known.get(&key).cloned();
+            let ctx = ctx.clone();
+            let list: BTreeSet<String> = group
+                .contents
+                .iter()
+                .filter(|p| wanted.contains(*p))
+                .cloned()
+                .collect();
+            async move {
+                let done = match hit {
+                    Some(layer) if ctx.blobs.size(&layer.digest).await?.is_some() => {
+                        let paths = group.contents.len();
+                        tracing::info!(digest = %layer.digest, paths, "{}", events::LAYER_REUSED);
+                        (layer, Vec::new())
+                    }
+                    _ => pack_store_layer(&ctx, key, group, codec, list).await?,
+                };
+                Ok::<_, BuildError>((i, done))
             }
-        }
-    });
-    let packed: Vec<(LayerDesc, Vec<(String, Tree)>)> = futures::stream::iter(jobs)
-        .buffered(PACK_CONCURRENCY)
+        });
+    // Unordered: in order, a finished layer would hold its slot until every layer before
+    // it is done, and one big layer would leave the other cores idle.
+    let mut packed: Vec<(usize, Packed)> = futures::stream::iter(jobs)
+        .buffer_unordered(pack_concurrency())
         .try_collect()
         .await?;
-    let (layers, trees): (Vec<_>, Vec<_>) = packed.into_iter().unzip();
+    packed.sort_by_key(|(i, _)| *i);
+    let (layers, trees): (Vec<_>, Vec<_>) = packed.into_iter().map(|(_, done)| done).unzip();
     Ok((layers, trees.into_iter().flatten().collect()))
 }
 
@@ -185,7 +199,7 @@ async fn pack_store_layer(
     group: LayerGroup,
     codec: LayerCodec,
     list: BTreeSet<String>,
-) -> Result<(LayerDesc, Vec<(String, Tree)>), BuildError> {
+) -> Result<Packed, BuildError> {
     let t = Instant::now();
     let (file, path) = temp_file(ctx)?;
     let packed = ctx
