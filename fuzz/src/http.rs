@@ -19,7 +19,7 @@ use nixery_core::name::ImageName;
 use nixery_core::registry::auth::{Auth, AuthSettings, SigningKeys};
 use nixery_core::registry::{router, Registry, RegistrySettings};
 use nixery_core::storage::fs::FsBlobStore;
-use nixery_core::storage::{BlobRef, BlobStore, ManifestEntry};
+use nixery_core::storage::{put_image_docs, BlobStore, ManifestEntry};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tower::ServiceExt;
@@ -74,27 +74,12 @@ async fn seed(dir: &std::path::Path, layer: &[u8]) -> (Arc<Registry>, Arc<Regist
     };
     let image = ImageName::parse("hello").expect("name");
     let docs = image_docs(image.arch, &[desc], false).expect("docs");
-    let mut refs = Vec::new();
-    for bytes in [
-        layer,
-        &docs.config,
-        &docs.docker_manifest,
-        &docs.oci_manifest,
-    ] {
-        let digest = Digest::of(bytes);
-        blobs
-            .put_bytes(&digest, bytes.to_vec().into())
-            .await
-            .expect("put");
-        refs.push(BlobRef {
-            digest,
-            size: bytes.len() as u64,
-        });
-    }
-    let entry = ManifestEntry {
-        oci: refs.pop().expect("oci"),
-        docker: refs.pop().expect("docker"),
-    };
+    let digest = Digest::of(layer);
+    blobs
+        .put_bytes(&digest, layer.to_vec().into())
+        .await
+        .expect("layer");
+    let entry = put_image_docs(&*blobs, docs).await.expect("docs");
     let settings = || RegistrySettings {
         build_wait: None,
         source_description: "fuzz".into(),

@@ -16,7 +16,7 @@ use nixery_core::name::ImageName;
 use nixery_core::registry::auth::{Auth, AuthSettings, Claims, SigningKeys, MIN_TOKEN_TTL_SECS};
 use nixery_core::registry::{router, Registry, RegistrySettings};
 use nixery_core::storage::fs::FsBlobStore;
-use nixery_core::storage::{BlobRef, BlobStore, ManifestEntry};
+use nixery_core::storage::{put_image_docs, BlobStore, ManifestEntry};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,27 +68,12 @@ async fn setup(pulls: Option<u64>, builds: Option<u64>, ttl: Duration) -> Setup 
         false,
     )
     .expect("docs");
-    let mut refs = Vec::new();
-    for bytes in [
-        &layer,
-        &docs.config,
-        &docs.docker_manifest,
-        &docs.oci_manifest,
-    ] {
-        let digest = Digest::of(bytes);
-        blobs
-            .put_bytes(&digest, bytes.clone().into())
-            .await
-            .expect("put");
-        refs.push(BlobRef {
-            digest,
-            size: bytes.len() as u64,
-        });
-    }
-    let entry = ManifestEntry {
-        oci: refs.pop().expect("oci"),
-        docker: refs.pop().expect("docker"),
-    };
+    let digest = Digest::of(&layer);
+    blobs
+        .put_bytes(&digest, layer.clone().into())
+        .await
+        .expect("layer");
+    let entry = put_image_docs(&*blobs, docs).await.expect("docs");
     let accounts: Arc<dyn Accounts> =
         Arc::new(RedbAccounts::open(&dir.path().join("accounts.redb")).expect("accounts"));
     let (tenant, key) = Tenant::create("acme", pulls, builds);

@@ -17,7 +17,7 @@ use nixery_core::name::ImageName;
 use nixery_core::registry::auth::{Auth, AuthSettings, SigningKeys};
 use nixery_core::registry::{router, Registry, RegistrySettings};
 use nixery_core::storage::fs::FsBlobStore;
-use nixery_core::storage::{BlobRef, BlobStore, ManifestEntry};
+use nixery_core::storage::{put_image_docs, BlobStore, ManifestEntry};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,27 +56,13 @@ async fn seeded_with(auth: Option<Auth>) -> Seeded {
     };
     let image = ImageName::parse("hello").expect("name");
     let docs = image_docs(image.arch, &[desc], false).expect("docs");
-    let mut refs = Vec::new();
-    for bytes in [
-        &layer,
-        &docs.config,
-        &docs.docker_manifest,
-        &docs.oci_manifest,
-    ] {
-        let digest = Digest::of(bytes);
-        blobs
-            .put_bytes(&digest, bytes.clone().into())
-            .await
-            .expect("put");
-        refs.push(BlobRef {
-            digest,
-            size: bytes.len() as u64,
-        });
-    }
-    let entry = ManifestEntry {
-        oci: refs.pop().expect("oci"),
-        docker: refs.pop().expect("docker"),
-    };
+    let digest = Digest::of(&layer);
+    blobs
+        .put_bytes(&digest, layer.clone().into())
+        .await
+        .expect("layer");
+    let manifest = docs.docker_manifest.clone();
+    let entry = put_image_docs(&*blobs, docs).await.expect("docs");
     let settings = RegistrySettings {
         build_wait: None,
         source_description: "fixtures".into(),
@@ -84,7 +70,7 @@ async fn seeded_with(auth: Option<Auth>) -> Seeded {
     Seeded {
         registry: Registry::with_auth(blobs, Arc::new(FixedBuilder(entry)), settings, auth),
         layer,
-        manifest: docs.docker_manifest,
+        manifest,
         _dir: dir,
     }
 }

@@ -3,7 +3,6 @@
 use super::nix_builder::BuildContext as Context;
 use super::{compression, layer_key, BuildError};
 use crate::customisation::{customisation_entries, Tree};
-use crate::digest::Digest;
 use crate::events;
 use crate::graph::ClosureGraph;
 use crate::image::{image_docs_with_codec, LayerDesc};
@@ -11,7 +10,7 @@ use crate::layers::{group_layers, GroupingOptions, LayerGroup};
 use crate::name::{ImageName, LayerCodec};
 use crate::pack::{pack_entries, PackError};
 use crate::source::Pinned;
-use crate::storage::{BlobRef, LayerEntry, ManifestEntry, StorageError};
+use crate::storage::{put_image_docs, LayerEntry, ManifestEntry, StorageError};
 use crate::store_paths::LayerOut;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
@@ -267,16 +266,5 @@ async fn write_docs(
     layers: &[LayerDesc],
 ) -> Result<ManifestEntry, BuildError> {
     let docs = image_docs_with_codec(image.arch, layers, image.has_shell(), image.codec)?;
-    // The config first: a manifest is stored only once what it points at is.
-    put_doc(ctx, docs.config).await?;
-    let docker = put_doc(ctx, docs.docker_manifest).await?;
-    let oci = put_doc(ctx, docs.oci_manifest).await?;
-    Ok(ManifestEntry { docker, oci })
-}
-
-async fn put_doc(ctx: &Context, bytes: Vec<u8>) -> Result<BlobRef, BuildError> {
-    let digest = Digest::of(&bytes);
-    let size = bytes.len() as u64;
-    ctx.blobs.put_bytes(&digest, bytes.into()).await?;
-    Ok(BlobRef { digest, size })
+    Ok(put_image_docs(&*ctx.blobs, docs).await?)
 }

@@ -11,7 +11,7 @@ pub mod fs;
 pub mod redb;
 
 use crate::digest::Digest;
-use crate::image::LayerDesc;
+use crate::image::{ImageDocs, LayerDesc};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -85,6 +85,25 @@ pub enum BlobAccess {
     Redirect(String),
     /// Serve this local file (with Range support).
     File(PathBuf),
+}
+
+/// Store an image's config and both manifests, the config first (a manifest is stored only
+/// once what it points at is), and return the manifests' entry. Its layers must be stored.
+pub async fn put_image_docs(
+    blobs: &dyn BlobStore,
+    docs: ImageDocs,
+) -> Result<ManifestEntry, StorageError> {
+    put_doc(blobs, docs.config).await?;
+    let docker = put_doc(blobs, docs.docker_manifest).await?;
+    let oci = put_doc(blobs, docs.oci_manifest).await?;
+    Ok(ManifestEntry { docker, oci })
+}
+
+async fn put_doc(blobs: &dyn BlobStore, bytes: Vec<u8>) -> Result<BlobRef, StorageError> {
+    let digest = Digest::of(&bytes);
+    let size = bytes.len() as u64;
+    blobs.put_bytes(&digest, bytes.into()).await?;
+    Ok(BlobRef { digest, size })
 }
 
 /// Content-addressed blob storage.
