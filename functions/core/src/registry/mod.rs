@@ -26,8 +26,7 @@ use error::{ErrorCode, RegistryError};
 use paths::Endpoint;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How many recent build errors the landing page shows.
 const RECENT_ERRORS: usize = 20;
