@@ -369,7 +369,7 @@ fn unknown_packages_are_named_once_through_the_builder_lambda() {
 #[test]
 fn failed_uploads_write_no_index_entries_and_the_next_pull_succeeds() {
     let stack = Stack::start(Options::default());
-    stack.builder_s3.fail_puts(true);
+    stack.builder_s3.inject(Some(Fault::s3_failed_puts()));
     let resp = stack.manifest("hello");
     assert!(
         resp.status >= 500,
@@ -383,7 +383,7 @@ fn failed_uploads_write_no_index_entries_and_the_next_pull_succeeds() {
         "no layer entry without its blob"
     );
     assert_eq!(stack.index_items("manifest#"), 0, "no manifest entry");
-    stack.builder_s3.fail_puts(false);
+    stack.builder_s3.inject(None);
     let resp = stack.manifest("hello");
     stack.assert_status(&resp, 200, "the pull after the fault");
     assert!(stack.index_items("layer#") > 0);

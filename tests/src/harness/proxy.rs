@@ -1,11 +1,11 @@
 //! A pass-through HTTP proxy on loopback, for putting between a client and an AWS-compatible
 //! server (or the Lambda emulator): it counts requests by method (by operation for DynamoDB),
-//! can fail writes on demand, can answer some requests with the error a throttled AWS service
-//! sends ([`Fault`]), and can be pointed at another upstream while it runs. The Host header is
+//! can answer some requests with an error instead ([`Fault`]: failed writes, what a throttled
+//! AWS service sends), and can be pointed at another upstream while it runs. The Host header is
 //! forwarded as sent, so SigV4 signatures still verify upstream.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -18,17 +18,18 @@ use axum::response::Response;
 struct State {
     upstream: Mutex<String>,
     counts: Mutex<BTreeMap<String, usize>>,
-    fail_puts: AtomicBool,
     fault: Mutex<Option<Fault>>,
     seen: AtomicUsize,
     injected: AtomicUsize,
 }
 
-/// An error answer sent instead of forwarding: every `every`-th request (1 = all of them),
-/// only until `until` when set. The constructors give what AWS sends when it throttles.
+/// An error answer sent instead of forwarding: every `every`-th request (1 = all of them) of
+/// `method` (None: any), only until `until` when set. The constructors give what S3 answers a
+/// failed write and what AWS sends when it throttles.
 #[derive(Clone, Debug)]
 pub struct Fault {
     pub every: usize,
+    pub method: Option<Method>,
     pub until: Option<Instant>,
     pub status: u16,
     pub headers: Vec<(&'static str, &'static str)>,
@@ -36,10 +37,23 @@ pub struct Fault {
 }
 
 impl Fault {
+    /// Every PUT (an upload, a part of one) fails with S3's 500 InternalError.
+    pub fn s3_failed_puts() -> Fault {
+        Fault {
+            every: 1,
+            method: Some(Method::PUT),
+            until: None,
+            status: 500,
+            headers: vec![("content-type", "application/xml")],
+            body: "<Error><Code>InternalError</Code><Message>injected</Message></Error>",
+        }
+    }
+
     /// S3 under request-rate pressure: 503 SlowDown (the SDKs retry it as throttling).
     pub fn s3_slow_down(every: usize) -> Fault {
         Fault {
             every,
+            method: None,
             until: None,
             status: 503,
             headers: vec![("content-type", "application/xml")],
@@ -52,6 +66,7 @@ impl Fault {
     pub fn dynamodb_throttling(every: usize) -> Fault {
         Fault {
             every,
+            method: None,
             until: None,
             status: 400,
             headers: vec![("content-type", "application/x-amz-json-1.0")],
@@ -63,6 +78,7 @@ impl Fault {
     pub fn lambda_throttling(every: usize) -> Fault {
         Fault {
             every,
+            method: None,
             until: None,
             status: 429,
             headers: vec![
@@ -127,11 +143,6 @@ impl Proxy {
         self.state.counts.lock().expect("counts").clear();
     }
 
-    /// While on, every PUT is answered 500 with an S3 error body instead of forwarded.
-    pub fn fail_puts(&self, on: bool) {
-        self.state.fail_puts.store(on, Ordering::SeqCst);
-    }
-
     /// Answer requests with `fault` from now on (None: forward everything again).
     pub fn inject(&self, fault: Option<Fault>) {
         *self.state.fault.lock().expect("fault") = fault;
@@ -160,15 +171,8 @@ async fn forward(client: &reqwest::Client, state: &State, req: Request) -> Respo
         .expect("counts")
         .entry(operation(&req))
         .or_default() += 1;
-    if let Some(resp) = injected(state) {
+    if let Some(resp) = injected(state, req.method()) {
         return resp;
-    }
-    if req.method() == Method::PUT && state.fail_puts.load(Ordering::SeqCst) {
-        let body = "<Error><Code>InternalError</Code><Message>injected</Message></Error>";
-        return Response::builder()
-            .status(500)
-            .body(Body::from(body))
-            .expect("response");
     }
     let upstream = state.upstream.lock().expect("upstream").clone();
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -200,8 +204,11 @@ async fn forward(client: &reqwest::Client, state: &State, req: Request) -> Respo
 }
 
 /// The injected fault's answer, when this request is one to fail.
-fn injected(state: &State) -> Option<Response> {
+fn injected(state: &State, method: &Method) -> Option<Response> {
     let fault = state.fault.lock().expect("fault").clone()?;
+    if fault.method.as_ref().is_some_and(|m| m != method) {
+        return None;
+    }
     let n = state.seen.fetch_add(1, Ordering::SeqCst) + 1;
     let active = fault.until.is_none_or(|t| Instant::now() < t);
     if !active || !n.is_multiple_of(fault.every.max(1)) {
