@@ -7,7 +7,9 @@
 //! mid-build, the wait budget running out, unknown packages.
 
 use nixery_aws::accounts::DynamoAccounts;
+use nixery_aws::s3::object_key;
 use nixery_core::accounts::{Accounts, Tenant, UsageQuery};
+use nixery_core::digest::Digest;
 use nixery_core::registry::auth::SigningKeys;
 use nixery_core::source::PackageSource;
 use nixery_e2e::harness::aws::{
@@ -886,16 +888,14 @@ async fn dangling_index_entries(stack: &Stack) -> (usize, Vec<String>) {
         .await
         .expect("scan");
     let mut dangling = Vec::new();
+    // Where the registry keeps a blob; a digest that does not parse has no blob.
+    let key = |digest: &str| digest.parse::<Digest>().ok().map(|d| object_key(&d));
     let exists = |digest: String| {
-        let s3 = s3.clone();
+        let (s3, key) = (s3.clone(), key(&digest));
         async move {
-            let key = format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
-            s3.head_object()
-                .bucket(BUCKET)
-                .key(key)
-                .send()
-                .await
-                .is_ok()
+            let Some(key) = key else { return false };
+            let head = s3.head_object().bucket(BUCKET).key(key).send().await;
+            head.is_ok()
         }
     };
     for item in items.items() {
@@ -918,7 +918,7 @@ async fn dangling_index_entries(stack: &Stack) -> (usize, Vec<String>) {
         for kind in ["oci", "docker"] {
             if let Some(d) = manifests[kind]["digest"].as_str() {
                 digests.push(d.to_string());
-                let key = format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+                let Some(key) = key(d) else { continue };
                 if let Ok(obj) = s3.get_object().bucket(BUCKET).key(key).send().await {
                     let body = obj
                         .body
