@@ -121,6 +121,13 @@ export NIXERY_BIN="${NIXERY_BIN:-$TARGET/debug/nixery}"
 log "infra checks: python-hcl2, checkov, hadolint, Terraform/Rust agreement"
 "$ROOT/infra/check.sh"
 
+# The zip the Terraform deploys. registry_lambda's test runs this same command (then a no-op)
+# and starts the zip under the RIE; a cold release build is 6 min on an idle 2-core machine and
+# went past the test's 15-min limit with the other tests sharing the cores, so it is built here.
+log "cargo lambda build --release --output-format zip -p nixery-registry-lambda"
+cargo lambda build --release --output-format zip -p nixery-registry-lambda \
+  --lambda-dir "$TARGET/lambda-zip"
+
 log "cargo nextest run --workspace --locked --no-fail-fast"
 status=0
 cargo nextest run --workspace --locked --no-fail-fast "$@" || status=$?

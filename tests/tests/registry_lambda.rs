@@ -21,7 +21,7 @@ use nixery_e2e::harness::aws::{
 use nixery_e2e::harness::lambda::LambdaWatch;
 use nixery_e2e::harness::lambda_container::rie_binary;
 use nixery_e2e::harness::process::{free_port, ChildGuard};
-use nixery_e2e::harness::{output_within, tail, workspace_root, CLI_TIMEOUT};
+use nixery_e2e::harness::{cargo_command, output_within, tail, workspace_root, CLI_TIMEOUT};
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
@@ -278,12 +278,11 @@ fn error_code(r: &Value) -> String {
 #[test]
 fn the_release_zip_answers_under_the_runtime_interface_emulator() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut build = cargo_command();
     build
         .args(["lambda", "build", "--release", "--output-format", "zip"])
         .args(["-p", FUNCTION, "--lambda-dir"])
-        .arg(dir.path())
-        .current_dir(workspace_root());
+        .arg(dir.path());
     let out = output_within(&mut build, CLI_TIMEOUT);
     assert!(
         out.status.success(),

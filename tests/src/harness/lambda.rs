@@ -1,13 +1,12 @@
 //! The Lambda runtime emulator (`cargo lambda watch`) running one of the workspace's
 //! function binaries behind the Lambda Invoke API.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::process::{free_port, ChildGuard};
-use super::{nix_config, output_within, tail, workspace_root};
+use super::{cargo_command, nix_config, output_within, tail};
 
 /// Compiling a function (the AWS SDK) on two shared cores.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -37,9 +36,8 @@ impl LambdaWatch {
         let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}='{v}'")).collect();
         std::fs::write(&env_file, lines.join("\n") + "\n").expect("env file");
         let port = free_port();
-        let mut cmd = Command::new(cargo());
-        cmd.current_dir(workspace_root())
-            .args(["lambda", "watch", "--ignore-changes", "--color", "never"])
+        let mut cmd = cargo_command();
+        cmd.args(["lambda", "watch", "--ignore-changes", "--color", "never"])
             .args(["--invoke-address", "127.0.0.1"])
             .args(["--invoke-port", &port.to_string()])
             .args(["-p", package, "--bin", package])
@@ -107,12 +105,8 @@ impl LambdaWatch {
     }
 }
 
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
 fn require_cargo_lambda() {
-    let ok = Command::new(cargo())
+    let ok = cargo_command()
         .args(["lambda", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
@@ -125,9 +119,7 @@ fn require_cargo_lambda() {
 
 fn build(package: &str) {
     let out = output_within(
-        Command::new(cargo())
-            .args(["build", "-p", package, "--bin", package])
-            .current_dir(workspace_root()),
+        cargo_command().args(["build", "-p", package, "--bin", package]),
         BUILD_TIMEOUT,
     );
     assert!(

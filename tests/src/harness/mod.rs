@@ -257,6 +257,30 @@ pub fn manifest_layers(body: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// `cargo` (the one running these tests), run from the workspace root without the variables
+/// Cargo sets for this test crate (`CARGO_PKG_*`, `CARGO_MANIFEST_*`, ...). Cargo compares a build
+/// script's `rerun-if-env-changed` variables with its own environment, and ring's build script
+/// watches those: left in, a test's `cargo build` rebuilds ring and everything above it instead
+/// of finding what tests/run.sh built.
+pub fn cargo_command() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_for_crate = key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || key.starts_with("CARGO_BIN_EXE_")
+            || matches!(
+                key.as_ref(),
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
+            );
+        if set_for_crate {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd
+}
+
 /// Run a command to completion with a time bound; on timeout kill it and panic with what it
 /// printed so far.
 pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
