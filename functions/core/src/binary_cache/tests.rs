@@ -288,6 +288,28 @@ async fn corrupt_nar_is_refused_naming_the_path() -> TestResult {
     Ok(())
 }
 
+/// The xz check is not verified (the NAR's SHA-256 is): a flipped byte inside the compressed
+/// data is still refused, as a hash mismatch or as an xz data error, naming the path.
+#[tokio::test]
+async fn corrupt_xz_nar_is_refused_naming_the_path() -> TestResult {
+    let fixture = Fixture::new(&["xz"])?;
+    let hello = &fixture.roots[1];
+    let cache = fixture.file_cache("xz")?;
+    let info = cache.narinfo(hello).await?;
+    let nar = fixture.cache_dir("xz").join(&info.url);
+    let mut bytes = std::fs::read(&nar)?;
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&nar, bytes)?;
+    let err = error_text(cache.tree(hello).await);
+    assert!(err.contains(hello), "{err}");
+    assert!(
+        err.contains("hash mismatch") || err.contains("lzma data error"),
+        "{err}"
+    );
+    Ok(())
+}
+
 /// A `Write + 'static` that tests can look into.
 struct SharedVec(Arc<std::sync::Mutex<Vec<u8>>>);
 
