@@ -400,7 +400,12 @@ NIX_ENV = dict(os.environ, NO_COLOR="1")
 
 
 def nix_out(*argv):
-    return subprocess.run(argv, check=True, capture_output=True, text=True, env=NIX_ENV).stdout
+    """A Nix command's stdout; on failure, an error that carries what Nix said."""
+    r = subprocess.run(argv, capture_output=True, text=True, env=NIX_ENV)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:2])} exited {r.returncode}: {r.stderr.strip()[-2000:]}"
+                           " (tests/bench/run.sh sets NIX_CONFIG for Nix 2.8)")
+    return r.stdout
 
 
 def cache_pkgs(paths):
