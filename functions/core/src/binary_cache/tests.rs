@@ -254,35 +254,49 @@ async fn listings_taken_while_packing_equal_the_store_listing() -> TestResult {
     Ok(())
 }
 
+/// The fixture's cache of `compression` with hello's NAR file changed by `corrupt`; the cache
+/// and hello's store path.
+async fn cache_with_corrupt_hello(
+    fixture: &Fixture,
+    compression: &str,
+    corrupt: impl FnOnce(&mut Vec<u8>) -> TestResult,
+) -> TestResult<(BinaryCache, String)> {
+    let hello = fixture.roots[1].clone();
+    let cache = fixture.file_cache(compression)?;
+    let info = cache.narinfo(&hello).await?;
+    let nar = fixture.cache_dir(compression).join(&info.url);
+    let mut bytes = std::fs::read(&nar)?;
+    corrupt(&mut bytes)?;
+    std::fs::write(&nar, bytes)?;
+    Ok((cache, hello))
+}
+
 #[tokio::test]
 async fn corrupt_nar_is_refused_naming_the_path() -> TestResult {
     let fixture = Fixture::new(&["none"])?;
-    let hello = &fixture.roots[1];
-    let cache = fixture.file_cache("none")?;
-    let info = cache.narinfo(hello).await?;
-    let nar = fixture.cache_dir("none").join(&info.url);
-    let bytes = std::fs::read(&nar)?;
-    let at = bytes
-        .windows(8)
-        .position(|w| w == b"(offline")
-        .ok_or("no file text to corrupt in the NAR")?;
-    let mut corrupt = bytes.clone();
-    corrupt[at + 1] = b'O';
-    std::fs::write(&nar, corrupt)?;
-    let err = error_text(cache.tree(hello).await);
+    let (cache, hello) = cache_with_corrupt_hello(&fixture, "none", |bytes| {
+        let at = bytes
+            .windows(8)
+            .position(|w| w == b"(offline")
+            .ok_or("no file text to corrupt in the NAR")?;
+        bytes[at + 1] = b'O';
+        Ok(())
+    })
+    .await?;
+    let err = error_text(cache.tree(&hello).await);
     assert!(
-        err.contains(hello) && err.contains("hash mismatch"),
+        err.contains(&hello) && err.contains("hash mismatch"),
         "{err}"
     );
     let sink = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
     let out = SharedVec(sink);
     let err = error_text(
         cache
-            .pack_layer(std::slice::from_ref(hello), out, Compression::default())
+            .pack_layer(std::slice::from_ref(&hello), out, Compression::default())
             .await,
     );
     assert!(
-        err.contains(hello) && err.contains("hash mismatch"),
+        err.contains(&hello) && err.contains("hash mismatch"),
         "{err}"
     );
     Ok(())
@@ -293,16 +307,14 @@ async fn corrupt_nar_is_refused_naming_the_path() -> TestResult {
 #[tokio::test]
 async fn corrupt_xz_nar_is_refused_naming_the_path() -> TestResult {
     let fixture = Fixture::new(&["xz"])?;
-    let hello = &fixture.roots[1];
-    let cache = fixture.file_cache("xz")?;
-    let info = cache.narinfo(hello).await?;
-    let nar = fixture.cache_dir("xz").join(&info.url);
-    let mut bytes = std::fs::read(&nar)?;
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x55;
-    std::fs::write(&nar, bytes)?;
-    let err = error_text(cache.tree(hello).await);
-    assert!(err.contains(hello), "{err}");
+    let (cache, hello) = cache_with_corrupt_hello(&fixture, "xz", |bytes| {
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        Ok(())
+    })
+    .await?;
+    let err = error_text(cache.tree(&hello).await);
+    assert!(err.contains(&hello), "{err}");
     assert!(
         err.contains("hash mismatch") || err.contains("lzma data error"),
         "{err}"
