@@ -4,7 +4,8 @@
 //! without an `insecure-registries` entry.
 
 use nixery_e2e::harness::clients::Docker;
-use nixery_e2e::harness::{manifest_layers, Server};
+use nixery_e2e::harness::{http_get, manifest_layers, Server};
+use serde_json::Value;
 
 fn assert_contains(haystack: &str, needle: &str, what: &str) {
     assert!(
@@ -49,11 +50,6 @@ fn docker_already_has_the_layers_a_second_image_shares() {
     let server = Server::start_temp();
     let docker = Docker::default();
     let (first, second) = ("shell/hello", "shell/curl/hello");
-
-    docker.pull(&format!("{}/{first}:latest", server.addr)).ok();
-    let second_image = format!("{}/{second}:latest", server.addr);
-    let pulled = docker.pull(&second_image).ok();
-
     let layers = |name| manifest_layers(&server.manifest(name, "latest").body);
     let (a, b) = (layers(first), layers(second));
     let common: Vec<&String> = a
@@ -63,9 +59,22 @@ fn docker_already_has_the_layers_a_second_image_shares() {
         .map(|(x, _)| x)
         .collect();
     assert!(
-        common.len() >= 2,
-        "{second} starts with {first}'s layers: {a:?} / {b:?}"
+        common.len() >= 2 && common.len() < b.len(),
+        "{second} starts with {first}'s layers and has more: {a:?} / {b:?}"
     );
+    // Layers are content-addressed: an image left in the engine by an earlier pull from this
+    // package set (any registry) may already hold the second image's own layers.
+    let chain = &diff_ids(&server, second)[..=common.len()];
+    let leftovers = docker.images_with_chain(chain);
+    assert!(
+        leftovers.is_empty(),
+        "the engine already holds layers only {second} should bring, in {leftovers:?}; \
+         `docker rmi` them and run again (docker would report them \"Already exists\")"
+    );
+
+    docker.pull(&format!("{}/{first}:latest", server.addr)).ok();
+    let second_image = format!("{}/{second}:latest", server.addr);
+    let pulled = docker.pull(&second_image).ok();
     for layer in &common {
         let line = format!("{}: Already exists", short(layer));
         assert_contains(&pulled, &line, "a layer of the first image");
@@ -76,4 +85,22 @@ fn docker_already_has_the_layers_a_second_image_shares() {
     }
     let out = docker.run(&second_image, &["hello"]).ok();
     assert_contains(&out, "Hello, world!", "`hello` in the second image");
+}
+
+/// The uncompressed layer digests (`rootfs.diff_ids`) of `name:latest`, from its config.
+fn diff_ids(server: &Server, name: &str) -> Vec<String> {
+    let manifest: Value =
+        serde_json::from_slice(&server.manifest(name, "latest").body).expect("manifest is JSON");
+    let config = manifest["config"]["digest"]
+        .as_str()
+        .expect("config digest");
+    let resp = http_get(&server.url(&format!("/v2/{name}/blobs/{config}")), &[]);
+    assert_eq!(resp.status, 200, "GET config {config}");
+    let config: Value = serde_json::from_slice(&resp.body).expect("config is JSON");
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .expect("config has rootfs.diff_ids")
+        .iter()
+        .map(|d| d.as_str().expect("diff_id is a string").to_string())
+        .collect()
 }

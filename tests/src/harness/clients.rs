@@ -108,6 +108,41 @@ impl Docker {
         let _ = self.cmd(&["rmi", "--force", image]).output();
     }
 
+    /// Images already in the engine whose layers (uncompressed digests, bottom first) start
+    /// with `chain`, by tag or id: while one exists, docker reports the top of that chain
+    /// "Already exists" on any pull.
+    pub fn images_with_chain(&self, chain: &[String]) -> Vec<String> {
+        let out = self.cmd(&["image", "ls", "-aq", "--no-trunc"]).output();
+        let ids = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        let ids = ids.unwrap_or_default();
+        let mut args = vec!["image", "inspect"];
+        args.extend(ids.split_whitespace());
+        if args.len() == 2 {
+            return Vec::new();
+        }
+        let out = self.cmd(&args).output().expect("docker image inspect");
+        let images: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).expect("docker image inspect prints JSON");
+        images
+            .iter()
+            .filter(|image| {
+                let layers = image["RootFS"]["Layers"].as_array();
+                let layers: Vec<&str> = layers
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l.as_str())
+                    .collect();
+                layers.len() >= chain.len() && layers.iter().zip(chain).all(|(a, b)| a == b)
+            })
+            .map(
+                |image| match image["RepoTags"].get(0).and_then(|t| t.as_str()) {
+                    Some(tag) => tag.to_string(),
+                    None => image["Id"].as_str().unwrap_or("?").to_string(),
+                },
+            )
+            .collect()
+    }
+
     pub fn run(&self, image: &str, args: &[&str]) -> Outcome {
         let mut all = vec!["run", "--rm", "--network", "none", image];
         all.extend(args);
