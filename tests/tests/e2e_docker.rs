@@ -50,8 +50,9 @@ fn docker_already_has_the_layers_a_second_image_shares() {
     let server = Server::start_temp();
     let docker = Docker::default();
     let (first, second) = ("shell/hello", "shell/curl/hello");
-    let layers = |name| manifest_layers(&server.manifest(name, "latest").body);
-    let (a, b) = (layers(first), layers(second));
+    let second_manifest = server.manifest(second, "latest").body;
+    let a = manifest_layers(&server.manifest(first, "latest").body);
+    let b = manifest_layers(&second_manifest);
     let common: Vec<&String> = a
         .iter()
         .zip(&b)
@@ -64,7 +65,7 @@ fn docker_already_has_the_layers_a_second_image_shares() {
     );
     // Layers are content-addressed: an image left in the engine by an earlier pull from this
     // package set (any registry) may already hold the second image's own layers.
-    let chain = &diff_ids(&server, second)[..=common.len()];
+    let chain = &diff_ids(&server, second, &second_manifest)[..=common.len()];
     let leftovers = docker.images_with_chain(chain);
     assert!(
         leftovers.is_empty(),
@@ -87,10 +88,10 @@ fn docker_already_has_the_layers_a_second_image_shares() {
     assert_contains(&out, "Hello, world!", "`hello` in the second image");
 }
 
-/// The uncompressed layer digests (`rootfs.diff_ids`) of `name:latest`, from its config.
-fn diff_ids(server: &Server, name: &str) -> Vec<String> {
-    let manifest: Value =
-        serde_json::from_slice(&server.manifest(name, "latest").body).expect("manifest is JSON");
+/// The uncompressed layer digests (`rootfs.diff_ids`) of `name`'s image, from the config its
+/// `manifest` names.
+fn diff_ids(server: &Server, name: &str, manifest: &[u8]) -> Vec<String> {
+    let manifest: Value = serde_json::from_slice(manifest).expect("manifest is JSON");
     let config = manifest["config"]["digest"]
         .as_str()
         .expect("config digest");

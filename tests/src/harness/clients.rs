@@ -113,13 +113,14 @@ impl Docker {
     /// "Already exists" on any pull.
     pub fn images_with_chain(&self, chain: &[String]) -> Vec<String> {
         let out = self.cmd(&["image", "ls", "-aq", "--no-trunc"]).output();
-        let ids = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-        let ids = ids.unwrap_or_default();
-        let mut args = vec!["image", "inspect"];
-        args.extend(ids.split_whitespace());
-        if args.len() == 2 {
+        let out = out.expect("docker image ls");
+        assert!(out.status.success(), "docker image ls: {out:?}");
+        let ids = String::from_utf8_lossy(&out.stdout).into_owned();
+        if ids.trim().is_empty() {
             return Vec::new();
         }
+        let mut args = vec!["image", "inspect"];
+        args.extend(ids.split_whitespace());
         let out = self.cmd(&args).output().expect("docker image inspect");
         let images: Vec<serde_json::Value> =
             serde_json::from_slice(&out.stdout).expect("docker image inspect prints JSON");
