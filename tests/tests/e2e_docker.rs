@@ -50,8 +50,9 @@ fn docker_already_has_the_layers_a_second_image_shares() {
     let server = Server::start_temp();
     let docker = Docker::default();
     let (first, second) = ("shell/hello", "shell/curl/hello");
-    let second_manifest = server.manifest(second, "latest").body;
+    // In this order: the second image is built knowing the first's layers.
     let a = manifest_layers(&server.manifest(first, "latest").body);
+    let second_manifest = server.manifest(second, "latest").body;
     let b = manifest_layers(&second_manifest);
     let common: Vec<&String> = a
         .iter()
